@@ -1,0 +1,239 @@
+"""Database tables (SQLModel). Every datetime is stored as UTC; every change is migrated by Alembic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from aftercare.timeutil import UTCDateTime, utcnow
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _enum(enum: type[StrEnum], default: Any = ..., index: bool = False) -> Any:
+    """A string column (no native DB enum type, so migrations stay portable and reversible)."""
+    column_type = SAEnum(enum, native_enum=False, create_constraint=False, length=20)
+    if default is ...:
+        return Field(sa_type=column_type, nullable=False, index=index)
+    return Field(default=default, sa_type=column_type, nullable=False, index=index)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Role(StrEnum):
+    coordinator = "coordinator"
+    physician = "physician"
+    admin = "admin"
+
+
+class Channel(StrEnum):
+    sms = "sms"
+    email = "email"
+
+
+class Language(StrEnum):
+    en = "en"
+    es = "es"
+
+
+class KneeSide(StrEnum):
+    left = "left"
+    right = "right"
+    bilateral = "bilateral"
+
+
+class ProcedureStatus(StrEnum):
+    planning = "planning"  # recorded, plan not yet materialised
+    active = "active"
+    cancelled = "cancelled"
+    completed = "completed"
+
+
+class TouchpointKind(StrEnum):
+    message = "message"  # guidance, rehab phase, reminder
+    checkin = "checkin"  # short early check-in survey
+    survey = "survey"  # outcome survey with a window
+    visit_offer = "visit_offer"  # follow-up booking offer
+    visit = "visit"  # the follow-up visit itself (target date)
+
+
+class TouchpointStatus(StrEnum):
+    scheduled = "scheduled"
+    held = "held"  # due, but waiting for the end of the patient's quiet hours
+    sending = "sending"  # claimed by a dispatcher (lease)
+    sent = "sent"
+    delivered = "delivered"
+    answered = "answered"
+    failed = "failed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+    merged = "merged"  # same message, same day, another plan of the patient carries it
+
+
+OPEN_TOUCHPOINT_STATUSES = (TouchpointStatus.scheduled, TouchpointStatus.held)
+
+
+class Clinic(SQLModel, table=True):
+    """A clinic: its zone, phone, and the hours messages may be sent in."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    timezone: str = Field(max_length=64)
+    phone: str = Field(max_length=32)
+    country: str = Field(default="US", max_length=2)
+    send_window_start: str = Field(default="08:00", max_length=5)
+    send_window_end: str = Field(default="20:00", max_length=5)
+    created_at: datetime = _created()
+
+
+class StaffUser(SQLModel, table=True):
+    """A coordinator, physician or admin who logs in to the staff app or uses the API."""
+
+    __tablename__ = "staff_user"
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    email: str = Field(unique=True, max_length=254)
+    name: str = Field(max_length=200)
+    role: Role = _enum(Role)
+    password_hash: str = Field(max_length=200)
+    phone: str | None = Field(default=None, max_length=32)
+    active: bool = True
+    created_at: datetime = _created()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the REST API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff_user.id", index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _created()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Patient(SQLModel, table=True):
+    """A patient: how to reach them, in which language and zone."""
+
+    __table_args__ = (UniqueConstraint("clinic_id", "mrn", name="uq_patient_clinic_mrn"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    mrn: str | None = Field(default=None, max_length=64)
+    first_name: str = Field(max_length=100)
+    last_name: str = Field(max_length=100)
+    phone_e164: str | None = Field(default=None, max_length=16, index=True)
+    email: str | None = Field(default=None, max_length=254)
+    language: Language = _enum(Language, Language.en)
+    timezone: str = Field(max_length=64)
+    preferred_channel: Channel = _enum(Channel, Channel.sms)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Append-only ledger: consent granted or revoked for one channel. The newest row wins."""
+
+    __tablename__ = "consent_event"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    channel: Channel = _enum(Channel)
+    granted: bool
+    source: str = Field(max_length=40)  # form, api, cli, import, keyword, provider
+    note: str | None = Field(default=None, max_length=500)
+    recorded_by: str = Field(max_length=100)
+    recorded_at: datetime = _created()
+
+
+class ProtocolSnapshot(SQLModel, table=True):
+    """The exact protocol a plan was built from, kept when the file changes."""
+
+    __tablename__ = "protocol_snapshot"
+    __table_args__ = (UniqueConstraint("protocol_id", "version", name="uq_protocol_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    protocol_id: str = Field(max_length=100)
+    version: str = Field(max_length=40)
+    checksum: str = Field(max_length=64)
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    loaded_at: datetime = _created()
+
+
+class Procedure(SQLModel, table=True):
+    """One procedure on one patient; it owns one care plan (its touchpoints)."""
+
+    __table_args__ = (UniqueConstraint("clinic_id", "external_id", name="uq_procedure_clinic_external"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    external_id: str = Field(max_length=64)
+    protocol_id: str = Field(max_length=100)
+    protocol_version: str = Field(max_length=40)
+    knee_side: KneeSide = _enum(KneeSide)
+    performed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    physician_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    baseline_nrs: int
+    baseline_koos_jr: float | None = None
+    status: ProcedureStatus = _enum(ProcedureStatus, ProcedureStatus.planning, index=True)
+    cancel_reason: str | None = Field(default=None, max_length=500)
+    plan_built_at: datetime | None = _ts(nullable=True)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Touchpoint(SQLModel, table=True):
+    """One planned contact: the schedule and the outbox in one row."""
+
+    __table_args__ = (
+        UniqueConstraint("procedure_id", "key", "channel", name="uq_touchpoint_plan_key"),
+        Index("ix_touchpoint_due", "status", "due_at"),
+        Index("ix_touchpoint_patient_due", "patient_id", "due_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    procedure_id: int = Field(foreign_key="procedure.id")
+    patient_id: int = Field(foreign_key="patient.id")
+    key: str = Field(max_length=64)  # protocol item id, e.g. checkin_d1
+    kind: TouchpointKind = _enum(TouchpointKind)
+    template: str = Field(max_length=64)
+    channel: Channel = _enum(Channel)
+    clinical: bool = False  # exempt from the daily cap; still respects quiet hours
+    planned_at: datetime = Field(sa_type=UTCDateTime, nullable=False)  # the protocol's time
+    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)  # after quiet hours
+    window_end: datetime = Field(sa_type=UTCDateTime, nullable=False)  # too late to send after this
+    status: TouchpointStatus = _enum(TouchpointStatus, TouchpointStatus.scheduled)
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    sent_at: datetime | None = _ts(nullable=True)
+    delivered_at: datetime | None = _ts(nullable=True)
+    cancel_reason: str | None = Field(default=None, max_length=300)
+    merged_into_id: int | None = Field(default=None, foreign_key="touchpoint.id")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record, when. Append-only."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _created()
+    actor: str = Field(max_length=100)  # staff:<id>, system, patient:<id>, cli
+    action: str = Field(max_length=60)
+    entity_type: str = Field(max_length=40)
+    entity_id: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,93 @@
+"""Starting flows. The database stays the record: a flow that never ran is caught by the ticker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+from aftercare import audit, plans
+from aftercare.db import session_scope
+from aftercare.settings import Settings
+from aftercare.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+PLAN_DEPLOYMENT = "procedure-aftercare/procedure-aftercare"
+_executor: ThreadPoolExecutor | None = None
+
+
+def _inline_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aftercare-flows")
+    return _executor
+
+
+def _run_inline(procedure_ids: list[int]) -> int:
+    from aftercare_flows.procedure_aftercare import procedure_aftercare
+
+    return procedure_aftercare(procedure_ids)
+
+
+def _log_failure(future: Future[int]) -> None:
+    if (exc := future.exception()) is not None:
+        log.error("procedure-aftercare flow failed; the ticker will retry: %s", exc)
+
+
+def start_plan_flow(procedure_ids: Sequence[int], settings: Settings, *, wait: bool = False) -> None:
+    """Start `procedure-aftercare` for these procedures, as `settings.flow_mode` says.
+
+    Never raises for Prefect trouble: the procedures stay in `planning` and the ticker retries.
+    """
+    ids = list(procedure_ids)
+    if not ids:
+        return
+    try:
+        if settings.flow_mode == "off":
+            with session_scope() as session:
+                plans.build_for(session, ids)
+        elif settings.flow_mode == "deployment":
+            from prefect.deployments import run_deployment
+
+            run_deployment(
+                PLAN_DEPLOYMENT,
+                parameters={"procedure_ids": ids},
+                timeout=0,
+                idempotency_key=f"plan:{','.join(map(str, ids))}",
+            )
+        elif wait:
+            _run_inline(ids)
+        else:
+            _inline_executor().submit(_run_inline, ids).add_done_callback(_log_failure)
+    except Exception as exc:  # Prefect down, network: the ticker picks these up
+        log.error("could not start procedure-aftercare for %s: %s", ids, exc)
+
+
+def plan_stragglers(settings: Settings) -> int:
+    """Ticker job: re-start the flow for plans not built in time; build them here if Prefect keeps failing.
+
+    A patient must never be left without a plan because the orchestrator was down.
+    """
+    now = utcnow()
+    grace = timedelta(seconds=settings.plan_grace_seconds)
+    with session_scope() as session:
+        late = plans.stragglers(session, now - grace)
+        very_late = set(plans.stragglers(session, now - 5 * grace))
+    retry = [i for i in late if i not in very_late]
+    if retry:
+        start_plan_flow(retry, settings)
+    if very_late:
+        with session_scope() as session:
+            written = plans.build_for(session, sorted(very_late))
+            for procedure_id in very_late:
+                audit.record(
+                    session,
+                    actor="system",
+                    action="plan.built_without_prefect",
+                    entity_type="procedure",
+                    entity_id=procedure_id,
+                )
+        log.error("built %d plan(s) without Prefect after %s: check the Prefect server", len(very_late), 5 * grace)
+        return written
+    return 0

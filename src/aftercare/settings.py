@@ -1,0 +1,96 @@
+"""One validated Settings object, read from AFTERCARE_* environment variables and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER = "change-me"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_dir(name: str) -> Path:
+    """`config/` and `templates/` next to the source tree, else under the working directory."""
+    beside_source = _REPO_ROOT / name
+    return beside_source if beside_source.is_dir() else Path.cwd() / name
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Documented one by one in README.md (Configuration)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AFTERCARE_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="development and test accept the placeholder secrets; production refuses them"
+    )
+    database_url: str = Field(
+        "sqlite:///./.data/aftercare.db", description="SQLAlchemy URL of the app database"
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(PLACEHOLDER), description="signs session cookies, CSRF tokens and survey links"
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="URL patients and providers reach us at (links, webhooks)"
+    )
+    host: str = Field("127.0.0.1", description="address `aftercare serve` binds")
+    port: int = Field(8000, description="port `aftercare serve` binds")
+    config_dir: Path = Field(default_factory=lambda: _default_dir("config"), description="protocols, clinic")
+    templates_dir: Path = Field(default_factory=lambda: _default_dir("templates"), description="message/web")
+    default_phone_region: str = Field("US", description="region for phone numbers written without +country")
+    default_timezone: str = Field("America/New_York", description="patient zone when none is given")
+    default_language: Literal["en", "es"] = Field("en", description="patient language when none is given")
+    flow_mode: Literal["inline", "deployment", "off"] = Field(
+        "inline",
+        description=(
+            "inline: the app runs Prefect flows in a background thread against PREFECT_API_URL; "
+            "deployment: the app asks Prefect workers to run them (run_deployment); "
+            "off: plans are built in-process without Prefect (tests, scripts)"
+        ),
+    )
+    embedded_prefect: bool = Field(
+        True, description="`aftercare serve` starts a local Prefect server when PREFECT_API_URL is unset"
+    )
+    prefect_port: int = Field(4200, description="port of the embedded Prefect server")
+    scheduler_enabled: bool = Field(True, description="run the APScheduler ticker inside `aftercare serve`")
+    tick_seconds: int = Field(30, description="seconds between scheduler ticks (plans, dispatch)")
+    plan_grace_seconds: int = Field(
+        120, description="a procedure still without a plan this long after recording is planned by the ticker"
+    )
+    max_future_days: int = Field(365, description="performed_at further ahead than this is refused")
+    max_past_days: int = Field(3 * 365, description="performed_at further back than this is refused")
+    demo_seed: bool = Field(True, description="`aftercare serve` seeds the demo clinic into an empty database")
+    session_max_age_seconds: int = Field(12 * 3600, description="staff login session lifetime")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment == "production" and self.secret_key.get_secret_value() in (PLACEHOLDER, ""):
+            raise ValueError("AFTERCARE_SECRET_KEY must be set to a real secret in production")
+        if self.environment == "production" and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("AFTERCARE_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,70 @@
+"""Test data: plain functions that store real rows (no mocks of our own code)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from aftercare.models import Clinic, Role, StaffUser
+from aftercare.procedures import ProcedureIn
+from aftercare.security import hash_password
+from aftercare.timeutil import utcnow
+
+
+def make_clinic(session: Session, **overrides: Any) -> Clinic:
+    values: dict[str, Any] = {
+        "slug": "cabo",
+        "name": "Clínica Demo Los Cabos",
+        "timezone": "America/Mazatlan",
+        "phone": "+526241234567",
+        "country": "MX",
+    }
+    values.update(overrides)
+    clinic = Clinic(**values)
+    session.add(clinic)
+    session.commit()
+    return clinic
+
+
+def make_staff(session: Session, clinic: Clinic, role: Role = Role.coordinator, **overrides: Any) -> StaffUser:
+    assert clinic.id is not None
+    values: dict[str, Any] = {
+        "clinic_id": clinic.id,
+        "email": f"{role.value}@example.org",
+        "name": f"Test {role.value.title()}",
+        "role": role,
+        "password_hash": hash_password(overrides.pop("password", "correct horse battery")),
+    }
+    values.update(overrides)
+    staff = StaffUser(**values)
+    session.add(staff)
+    session.commit()
+    return staff
+
+
+def procedure_in(**overrides: Any) -> ProcedureIn:
+    patient: dict[str, Any] = {
+        "first_name": "Ana",
+        "last_name": "López",
+        "phone": "+1 416 555 0199",
+        "email": "ana@example.org",
+        "language": "es",
+        "timezone": "America/Toronto",
+        "consent_sms": True,
+        "consent_email": True,
+    }
+    patient.update(overrides.pop("patient", {}))
+    performed: datetime = overrides.pop("performed_at", utcnow() + timedelta(days=10))
+    values: dict[str, Any] = {
+        "external_id": "PROC-1",
+        "patient": patient,
+        "protocol_id": "msc-knee-injection",
+        "knee_side": "left",
+        "performed_at": performed,
+        "baseline_nrs": 6,
+        "baseline_koos_jr": 52.465,
+    }
+    values.update(overrides)
+    return ProcedureIn.model_validate(values)
