@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         True, description="`aftercare serve` starts a local Prefect server when PREFECT_API_URL is unset"
     )
     prefect_port: int = Field(4200, description="port of the embedded Prefect server")
+    prefect_work_pool: str = Field(
+        "aftercare", description="Prefect process work pool `aftercare deploy-flows` registers deployments on"
+    )
     scheduler_enabled: bool = Field(True, description="run the APScheduler ticker inside `aftercare serve`")
     tick_seconds: int = Field(30, description="seconds between scheduler ticks (plans, dispatch)")
     plan_grace_seconds: int = Field(
