@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         True, description="`aftercare serve` starts a local Prefect server when PREFECT_API_URL is unset"
     )
     prefect_port: int = Field(4200, description="port of the embedded Prefect server")
+    prefect_home: Path = Field(
+        Path(".data/prefect"), description="PREFECT_HOME of the embedded Prefect server (its SQLite DB and log)"
+    )
+    prefect_start_timeout: int = Field(
+        90, description="seconds `aftercare serve` waits for the embedded Prefect server to answer /api/health"
+    )
     prefect_work_pool: str = Field(
         "aftercare", description="Prefect process work pool `aftercare deploy-flows` registers deployments on"
     )
