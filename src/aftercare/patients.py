@@ -49,6 +49,16 @@ def check_timezone(name: str, field: str = "patient.timezone") -> str:
     return name
 
 
+def choose_channel(preferred: Channel | None, *, phone_e164: str | None, email: str | None) -> Channel:
+    """The preferred channel, else the one the patient can be reached on. Raises InputError."""
+    channel = preferred or (Channel.sms if phone_e164 else Channel.email)
+    if channel == Channel.sms and not phone_e164:
+        raise InputError("patient.preferred_channel", "sms needs a phone number")
+    if channel == Channel.email and not email:
+        raise InputError("patient.preferred_channel", "email needs an email address")
+    return channel
+
+
 def find_patient(session: Session, clinic_id: int, data: PatientIn, phone_e164: str | None) -> Patient | None:
     query = select(Patient).where(Patient.clinic_id == clinic_id)
     if data.mrn:
@@ -110,11 +120,7 @@ def upsert_patient(
     if not phone and not data.email:
         raise InputError("patient.phone", "a phone number or an email address is required")
     zone = check_timezone(data.timezone or default_timezone)
-    channel = data.preferred_channel or (Channel.sms if phone else Channel.email)
-    if channel == Channel.sms and not phone:
-        raise InputError("patient.preferred_channel", "sms needs a phone number")
-    if channel == Channel.email and not data.email:
-        raise InputError("patient.preferred_channel", "email needs an email address")
+    channel = choose_channel(data.preferred_channel, phone_e164=phone, email=data.email)
     patient = find_patient(session, clinic_id, data, phone)
     if patient is None:
         patient = Patient(

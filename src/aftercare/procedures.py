@@ -41,7 +41,8 @@ class Recorded:
     needs_plan: bool = False
 
 
-def _performed_at(value: datetime, clinic: Clinic, settings: Settings, now: datetime) -> datetime:
+def check_performed_at(value: datetime, clinic: Clinic, settings: Settings, now: datetime) -> datetime:
+    """performed_at as an aware datetime (naive = the clinic's zone), within the allowed range."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(clinic.timezone))
     if value > now + timedelta(days=settings.max_future_days):
@@ -83,7 +84,7 @@ def record(
         protocol = registry.get(data.protocol_id)
     except ProtocolError as exc:
         raise InputError("protocol_id", str(exc)) from None
-    performed_at = _performed_at(data.performed_at, clinic, settings, now)
+    performed_at = check_performed_at(data.performed_at, clinic, settings, now)
     physician_id = _physician(session, clinic, data.physician_email)
     existing = session.exec(
         select(Procedure).where(Procedure.clinic_id == clinic.id, Procedure.external_id == data.external_id)
@@ -164,5 +165,5 @@ def move(session: Session, procedure: Procedure, performed_at: datetime, setting
         raise ConflictError("a cancelled procedure cannot be moved")
     clinic = session.get(Clinic, procedure.clinic_id)
     assert clinic is not None
-    value = _performed_at(performed_at, clinic, settings, utcnow())
+    value = check_performed_at(performed_at, clinic, settings, utcnow())
     return plans.reschedule(session, procedure, value, actor=actor)
