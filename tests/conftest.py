@@ -38,8 +38,9 @@ def _pg_admin() -> tuple[object | None, str]:
     try:
         import psycopg
 
-        conn = psycopg.connect(PG_ADMIN_DSN.replace("postgresql+psycopg", "postgresql"), autocommit=True,
-                               connect_timeout=3)
+        conn = psycopg.connect(
+            PG_ADMIN_DSN.replace("postgresql+psycopg", "postgresql"), autocommit=True, connect_timeout=3
+        )
         return conn, ""
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}".strip()
@@ -72,7 +73,7 @@ def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """A migrated, empty database; the app's settings point at it for the test."""
     if request.param == "postgresql":
         request.applymarker(pytest.mark.postgres)
-    url = request.getfixturevalue(f"{request.param}_url")
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
     monkeypatch.setenv("AFTERCARE_DATABASE_URL", url)
     get_settings.cache_clear()
     yield url

@@ -25,12 +25,9 @@ def local_wall_time(day: date, at: time, zone: ZoneInfo) -> datetime:
     A time that does not exist (the spring-forward gap) moves forward by the gap, so 02:30 on that
     day becomes 03:30; an ambiguous time (fall back) takes the first occurrence.
     """
-    naive = datetime.combine(day, at)
-    aware = naive.replace(tzinfo=zone, fold=0)
-    round_trip = aware.astimezone(UTC).astimezone(zone)
-    if round_trip.replace(tzinfo=None) != naive:  # inside a gap
-        aware = naive.replace(tzinfo=zone, fold=1).astimezone(UTC).astimezone(zone)
-    return aware.astimezone(UTC)
+    # PEP 495: fold=0 reads a gap time with the offset before the change (so it lands later) and
+    # picks the first of two ambiguous times.
+    return datetime.combine(day, at).replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 def offset_instant(
