@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -237,3 +237,17 @@ class AuditEvent(SQLModel, table=True):
     entity_type: str = Field(max_length=40)
     entity_id: int | None = None
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class OutboxMessage(SQLModel, table=True):
+    """What the console provider would have sent (no credentials for that channel): the staff outbox page."""
+
+    __tablename__ = "outbox_message"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True, max_length=64)
+    channel: Channel = _enum(Channel)
+    to: str = Field(max_length=254)
+    subject: str | None = Field(default=None, max_length=300)
+    body: str = Field(sa_type=Text, nullable=False)
+    html: str | None = Field(default=None, sa_type=Text, nullable=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

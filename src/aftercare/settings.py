@@ -76,6 +76,47 @@ class Settings(BaseSettings):
     demo_seed: bool = Field(True, description="`aftercare serve` seeds the demo clinic into an empty database")
     session_max_age_seconds: int = Field(12 * 3600, description="staff login session lifetime")
 
+    # Messaging providers. A channel without its credentials uses the console outbox (nothing leaves the box).
+    twilio_account_sid: str | None = Field(None, description="Twilio Account SID (AC...); SMS uses Twilio when set")
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="Twilio Auth Token: REST auth and X-Twilio-Signature validation"
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        None, description="Messaging Service SID (MG...) to send from; preferred over twilio_from_number"
+    )
+    twilio_from_number: str | None = Field(None, description="E.164 sender number when no Messaging Service is set")
+    twilio_api_base_url: str | None = Field(
+        None, description="replaces https://*.twilio.com in every Twilio API call (a local fake); unset = real Twilio"
+    )
+    twilio_validity_seconds: int = Field(
+        3600, ge=1, le=36000, description="Twilio ValidityPeriod: a message queued longer than this is not delivered"
+    )
+    sendgrid_api_key: SecretStr | None = Field(None, description="SendGrid API key; email uses SendGrid when set")
+    sendgrid_from_email: str | None = Field(None, description="sender address (a SendGrid-authenticated domain)")
+    sendgrid_from_name: str | None = Field(None, description="sender display name; the clinic name when unset")
+    sendgrid_api_base_url: str | None = Field(
+        None, description="SendGrid API host, e.g. a local fake; unset = https://api.sendgrid.com"
+    )
+    sendgrid_unsubscribe_group_id: int | None = Field(
+        None, description="SendGrid ASM unsubscribe group id put on every email (care follow-up group)"
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="base64 ECDSA public key of the signed SendGrid Event Webhook (Mail Settings)"
+    )
+    sendgrid_activity_lookup: bool = Field(
+        False,
+        description=(
+            "reconcile ambiguous email sends through the Email Activity API (paid SendGrid add-on); "
+            "off = an ambiguous email cannot be looked up"
+        ),
+    )
+    provider_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="HTTP timeout of every Twilio/SendGrid API call (no SDK-level retries)"
+    )
+    provider_pool_size: int = Field(
+        32, ge=1, le=1024, description="keep-alive HTTP connections per Twilio client (raise for many dispatch threads)"
+    )
+
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: aee9e4e5679f
+Revision ID: 116f3fd96183
 Revises: 
-Create Date: 2026-11-27 12:40:02.809384
+Create Date: 2026-11-27 12:46:40.006283
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 import aftercare.timeutil
 
 
-revision = 'aee9e4e5679f'
+revision = '116f3fd96183'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -44,6 +44,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('slug')
     )
+    op.create_table('outbox_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('channel', sa.Enum('sms', 'email', name='channel', native_enum=False, length=20), nullable=False),
+    sa.Column('to', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('html', sa.Text(), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('message_id')
+    )
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_message_created_at'), ['created_at'], unique=False)
+
     op.create_table('protocol_snapshot',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('protocol_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -221,6 +236,10 @@ def downgrade() -> None:
 
     op.drop_table('patient')
     op.drop_table('protocol_snapshot')
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_message_created_at'))
+
+    op.drop_table('outbox_message')
     op.drop_table('clinic')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_entity')
