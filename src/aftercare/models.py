@@ -216,6 +216,12 @@ class Touchpoint(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_expires_at: datetime | None = _ts(nullable=True)
     provider_id: str | None = Field(default=None, max_length=64, index=True)
+    provider: str | None = Field(default=None, max_length=20)  # twilio, sendgrid, console
+    provider_status: str | None = Field(default=None, max_length=20)  # the provider's own word (queued, ...)
+    error_code: str | None = Field(default=None, max_length=40)
+    error_detail: str | None = Field(default=None, max_length=300)
+    attempted_at: datetime | None = _ts(nullable=True)  # when the latest send attempt was claimed
+    ambiguous_at: datetime | None = _ts(nullable=True)  # maybe sent: reconcile before any resend
     sent_at: datetime | None = _ts(nullable=True)
     delivered_at: datetime | None = _ts(nullable=True)
     cancel_reason: str | None = Field(default=None, max_length=300)
@@ -251,3 +257,116 @@ class OutboxMessage(SQLModel, table=True):
     body: str = Field(sa_type=Text, nullable=False)
     html: str | None = Field(default=None, sa_type=Text, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+
+
+class InboundIntent(StrEnum):
+    opt_out = "opt_out"
+    opt_in = "opt_in"
+    help = "help"
+    text = "text"  # anything else: for a human (or the survey parser)
+
+
+class TaskStatus(StrEnum):
+    open = "open"
+    done = "done"
+
+
+class Suppression(SQLModel, table=True):
+    """A channel we must not use for a patient (opt-out, unsubscribe, bounce, bad number) until lifted."""
+
+    __table_args__ = (Index("ix_suppression_patient_channel", "patient_id", "channel"),)
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    channel: Channel = _enum(Channel)
+    reason: str = Field(max_length=40)  # opt_out, unsubscribe, spamreport, bounce, dropped, invalid_number, ...
+    source: str = Field(max_length=40)  # keyword, natural_language, provider, staff
+    address: str | None = Field(default=None, max_length=254)  # the number/email it was about; None = any
+    detail: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _created()
+    lifted_at: datetime | None = _ts(nullable=True)
+    lifted_by: str | None = Field(default=None, max_length=100)
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """One provider callback (Twilio status, SendGrid event), stored once: a replay hits the unique key."""
+
+    __tablename__ = "delivery_event"
+    __table_args__ = (UniqueConstraint("provider", "event_key", name="uq_delivery_event_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=20)
+    event_key: str = Field(max_length=200)  # MessageSid:MessageStatus, or sg_event_id
+    provider_id: str | None = Field(default=None, max_length=100, index=True)
+    touchpoint_id: int | None = Field(default=None, foreign_key="touchpoint.id", index=True)
+    event: str = Field(max_length=40)
+    error_code: str | None = Field(default=None, max_length=40)
+    applied: bool = False  # it changed our state (False: unknown id, stale or backwards)
+    received_at: datetime = _created()
+
+
+class InboundMessage(SQLModel, table=True):
+    """Every SMS sent to us, stored as received before anything else happens (one row per MessageSid)."""
+
+    __tablename__ = "inbound_message"
+    id: int | None = Field(default=None, primary_key=True)
+    message_sid: str = Field(unique=True, max_length=64)
+    from_number: str = Field(max_length=32, index=True)
+    to_number: str = Field(max_length=32)
+    body: str = Field(default="", sa_type=Text, nullable=False)
+    num_media: int = 0
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # every field
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    clinic_id: int | None = Field(default=None, foreign_key="clinic.id")
+    intent: InboundIntent = _enum(InboundIntent, InboundIntent.text)
+    handled: bool = False  # a keyword was applied, or a person or parser dealt with it
+    received_at: datetime = _created()
+
+
+class OutboundReply(SQLModel, table=True):
+    """An answer to one inbound SMS (HELP, opt-out confirmation, unknown sender): sent once at most."""
+
+    __tablename__ = "outbound_reply"
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_id: int = Field(foreign_key="inbound_message.id", unique=True)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id")
+    clinic_id: int | None = Field(default=None, foreign_key="clinic.id")
+    channel: Channel = _enum(Channel, Channel.sms)
+    to_address: str = Field(max_length=254)
+    template: str = Field(max_length=64)
+    language: Language = _enum(Language, Language.en)
+    status: TouchpointStatus = _enum(TouchpointStatus, TouchpointStatus.scheduled, index=True)
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    error_code: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _created()
+    sent_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _created()
+
+
+class CoordinatorTask(SQLModel, table=True):
+    """Work for a coordinator: a failed delivery, a switched channel, an opt-out to confirm, a reply to read."""
+
+    __tablename__ = "coordinator_task"
+    __table_args__ = (Index("ix_task_clinic_status", "clinic_id", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int | None = Field(default=None, foreign_key="clinic.id")
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    touchpoint_id: int | None = Field(default=None, foreign_key="touchpoint.id")
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
+    kind: str = Field(max_length=40)
+    title: str = Field(max_length=200)
+    detail: str | None = Field(default=None, max_length=1000)
+    dedupe_key: str | None = Field(default=None, unique=True, max_length=120)  # one task per event
+    status: TaskStatus = _enum(TaskStatus, TaskStatus.open)
+    created_at: datetime = _created()
+    closed_at: datetime | None = _ts(nullable=True)
+    closed_by: str | None = Field(default=None, max_length=100)
+
+
+class SendRate(SQLModel, table=True):
+    """Pacing shared by every dispatcher: per sender, the next free send slot (Unix seconds)."""
+
+    __tablename__ = "send_rate"
+    sender: str = Field(primary_key=True, max_length=100)
+    next_slot: float = 0.0

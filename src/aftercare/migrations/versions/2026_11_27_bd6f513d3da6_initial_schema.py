@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 116f3fd96183
+Revision ID: bd6f513d3da6
 Revises: 
-Create Date: 2026-11-27 12:46:40.006283
+Create Date: 2026-11-27 12:47:26.979652
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 import aftercare.timeutil
 
 
-revision = '116f3fd96183'
+revision = 'bd6f513d3da6'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -68,6 +68,11 @@ def upgrade() -> None:
     sa.Column('loaded_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('protocol_id', 'version', name='uq_protocol_version')
+    )
+    op.create_table('send_rate',
+    sa.Column('sender', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('next_slot', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('sender')
     )
     op.create_table('patient',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -137,6 +142,28 @@ def upgrade() -> None:
     with op.batch_alter_table('consent_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_event_patient_id'), ['patient_id'], unique=False)
 
+    op.create_table('inbound_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_sid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('from_number', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('to_number', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('num_media', sa.Integer(), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('clinic_id', sa.Integer(), nullable=True),
+    sa.Column('intent', sa.Enum('opt_out', 'opt_in', 'help', 'text', name='inboundintent', native_enum=False, length=20), nullable=False),
+    sa.Column('handled', sa.Boolean(), nullable=False),
+    sa.Column('received_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('message_sid')
+    )
+    with op.batch_alter_table('inbound_message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbound_message_from_number'), ['from_number'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbound_message_patient_id'), ['patient_id'], unique=False)
+
     op.create_table('procedure',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('clinic_id', sa.Integer(), nullable=False),
@@ -166,6 +193,51 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_procedure_patient_id'), ['patient_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_procedure_status'), ['status'], unique=False)
 
+    op.create_table('suppression',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.Enum('sms', 'email', name='channel', native_enum=False, length=20), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
+    sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lifted_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lifted_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('suppression', schema=None) as batch_op:
+        batch_op.create_index('ix_suppression_patient_channel', ['patient_id', 'channel'], unique=False)
+
+    op.create_table('outbound_reply',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('inbound_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('clinic_id', sa.Integer(), nullable=True),
+    sa.Column('channel', sa.Enum('sms', 'email', name='channel', native_enum=False, length=20), nullable=False),
+    sa.Column('to_address', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('template', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('language', sa.Enum('en', 'es', name='language', native_enum=False, length=20), nullable=False),
+    sa.Column('status', sa.Enum('scheduled', 'held', 'sending', 'sent', 'delivered', 'answered', 'failed', 'skipped', 'cancelled', 'merged', name='touchpointstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('lease_expires_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provider_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('error_code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
+    sa.ForeignKeyConstraint(['inbound_id'], ['inbound_message.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('inbound_id')
+    )
+    with op.batch_alter_table('outbound_reply', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbound_reply_provider_id'), ['provider_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbound_reply_status'), ['status'], unique=False)
+
     op.create_table('touchpoint',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('procedure_id', sa.Integer(), nullable=False),
@@ -183,6 +255,12 @@ def upgrade() -> None:
     sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('lease_expires_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
     sa.Column('provider_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('provider_status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('error_code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('error_detail', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('attempted_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ambiguous_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
     sa.Column('sent_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
     sa.Column('delivered_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancel_reason', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
@@ -201,23 +279,90 @@ def upgrade() -> None:
         batch_op.create_index('ix_touchpoint_patient_due', ['patient_id', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_touchpoint_provider_id'), ['provider_id'], unique=False)
 
+    op.create_table('coordinator_task',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('clinic_id', sa.Integer(), nullable=True),
+    sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('touchpoint_id', sa.Integer(), nullable=True),
+    sa.Column('inbound_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+    sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
+    sa.Column('status', sa.Enum('open', 'done', name='taskstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
+    sa.ForeignKeyConstraint(['inbound_id'], ['inbound_message.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['touchpoint_id'], ['touchpoint.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('dedupe_key')
+    )
+    with op.batch_alter_table('coordinator_task', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_coordinator_task_patient_id'), ['patient_id'], unique=False)
+        batch_op.create_index('ix_task_clinic_status', ['clinic_id', 'status'], unique=False)
+
+    op.create_table('delivery_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('event_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('provider_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('touchpoint_id', sa.Integer(), nullable=True),
+    sa.Column('event', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('error_code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('applied', sa.Boolean(), nullable=False),
+    sa.Column('received_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['touchpoint_id'], ['touchpoint.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('provider', 'event_key', name='uq_delivery_event_key')
+    )
+    with op.batch_alter_table('delivery_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_delivery_event_provider_id'), ['provider_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_event_touchpoint_id'), ['touchpoint_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('delivery_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_delivery_event_touchpoint_id'))
+        batch_op.drop_index(batch_op.f('ix_delivery_event_provider_id'))
+
+    op.drop_table('delivery_event')
+    with op.batch_alter_table('coordinator_task', schema=None) as batch_op:
+        batch_op.drop_index('ix_task_clinic_status')
+        batch_op.drop_index(batch_op.f('ix_coordinator_task_patient_id'))
+
+    op.drop_table('coordinator_task')
     with op.batch_alter_table('touchpoint', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_touchpoint_provider_id'))
         batch_op.drop_index('ix_touchpoint_patient_due')
         batch_op.drop_index('ix_touchpoint_due')
 
     op.drop_table('touchpoint')
+    with op.batch_alter_table('outbound_reply', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbound_reply_status'))
+        batch_op.drop_index(batch_op.f('ix_outbound_reply_provider_id'))
+
+    op.drop_table('outbound_reply')
+    with op.batch_alter_table('suppression', schema=None) as batch_op:
+        batch_op.drop_index('ix_suppression_patient_channel')
+
+    op.drop_table('suppression')
     with op.batch_alter_table('procedure', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_procedure_status'))
         batch_op.drop_index(batch_op.f('ix_procedure_patient_id'))
         batch_op.drop_index(batch_op.f('ix_procedure_clinic_id'))
 
     op.drop_table('procedure')
+    with op.batch_alter_table('inbound_message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbound_message_patient_id'))
+        batch_op.drop_index(batch_op.f('ix_inbound_message_from_number'))
+
+    op.drop_table('inbound_message')
     with op.batch_alter_table('consent_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_event_patient_id'))
 
@@ -235,6 +380,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_patient_clinic_id'))
 
     op.drop_table('patient')
+    op.drop_table('send_rate')
     op.drop_table('protocol_snapshot')
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_message_created_at'))
