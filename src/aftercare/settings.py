@@ -117,6 +117,49 @@ class Settings(BaseSettings):
         32, ge=1, le=1024, description="keep-alive HTTP connections per Twilio client (raise for many dispatch threads)"
     )
 
+    # Dispatcher (sending what is due) and webhooks.
+    dispatch_batch_size: int = Field(200, ge=1, le=5000, description="touchpoints claimed per dispatcher round")
+    dispatch_workers: int = Field(16, ge=1, le=256, description="threads sending in parallel in one dispatcher")
+    dispatch_lease_seconds: int = Field(
+        300, ge=10, description="a claim older than this belongs to a dead dispatcher and is reconciled, not resent"
+    )
+    dispatch_max_seconds: float = Field(
+        50.0, gt=0, description="one dispatch run stops claiming after this long (the next tick continues)"
+    )
+    dispatch_max_attempts: int = Field(
+        5, ge=1, le=50, description="provider calls per touchpoint before it is marked failed for a coordinator"
+    )
+    dispatch_retry_base_seconds: float = Field(
+        30.0, ge=0, description="first retry delay after a retryable failure; doubles per attempt, with jitter"
+    )
+    dispatch_retry_max_seconds: float = Field(3600.0, ge=0, description="longest retry delay")
+    dispatch_reconcile_grace_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="a maybe-sent message the provider has no record of is resent only after this long",
+    )
+    daily_message_cap: int = Field(
+        1, ge=1, le=20, description="non-clinical automated messages per patient per local day (others move on)"
+    )
+    sms_rate_per_second: float = Field(
+        0.0, ge=0, description="SMS sends per second per sender, held across all dispatchers (0 = no limit)"
+    )
+    email_rate_per_second: float = Field(
+        0.0, ge=0, description="emails per second per sender, held across all dispatchers (0 = no limit)"
+    )
+    sms_help_reply: bool = Field(
+        True, description="answer HELP/AYUDA ourselves (turn off when Twilio Advanced Opt-Out answers HELP)"
+    )
+    sms_optout_confirmation: bool = Field(
+        True, description="confirm a plain-language opt-out once (keyword STOP is confirmed by Twilio, not us)"
+    )
+    twilio_auth_token_secondary: SecretStr | None = Field(
+        None, description="previous Twilio Auth Token, also accepted on webhooks while a rotation is under way"
+    )
+    webhook_max_age_seconds: int = Field(
+        300, ge=10, description="signed SendGrid events older (or newer) than this are refused as replays"
+    )
+
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
