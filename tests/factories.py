@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from aftercare.models import Clinic, Role, StaffUser
+from aftercare.models import ApiToken, Clinic, Role, StaffUser
 from aftercare.procedures import ProcedureIn
-from aftercare.security import hash_password
+from aftercare.security import hash_password, hash_token, new_api_token
 from aftercare.timeutil import utcnow
 
 
@@ -68,3 +68,12 @@ def procedure_in(**overrides: Any) -> ProcedureIn:
     }
     values.update(overrides)
     return ProcedureIn.model_validate(values)
+
+
+def make_api_token(session: Session, staff: StaffUser, name: str = "test") -> str:
+    """A stored API token for `staff`; returns the secret (only its hash is stored)."""
+    assert staff.id is not None
+    token = new_api_token()
+    session.add(ApiToken(staff_id=staff.id, name=name, token_hash=hash_token(token)))
+    session.commit()
+    return token
