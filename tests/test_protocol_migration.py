@@ -137,7 +137,8 @@ def test_apply_moves_adds_and_cancels_unsent_touchpoints_and_keeps_sent_ones(
     session.expire_all()
     procedure = session.get(Procedure, procedure_id)
     assert procedure is not None and procedure.protocol_version == "1.1.0"
-    assert session.exec(select(ProtocolSnapshot).where(ProtocolSnapshot.version == "1.1.0")).one().protocol_id == PROTOCOL
+    stored = session.exec(select(ProtocolSnapshot).where(ProtocolSnapshot.version == "1.1.0")).one()
+    assert stored.protocol_id == PROTOCOL
     [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "procedure.protocol_migrated")).all()
     assert (event.actor, event.entity_id) == ("cli", procedure_id)
     assert (event.detail["old"], event.detail["new"]) == ("1.0.0", "1.1.0")
