@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session
@@ -28,6 +29,11 @@ def make_clinic(session: Session, **overrides: Any) -> Clinic:
     return clinic
 
 
+@lru_cache
+def _password_hash(password: str) -> str:
+    return hash_password(password)  # argon2 is slow on purpose; tests reuse one hash per password
+
+
 def make_staff(session: Session, clinic: Clinic, role: Role = Role.coordinator, **overrides: Any) -> StaffUser:
     assert clinic.id is not None
     values: dict[str, Any] = {
@@ -35,7 +41,7 @@ def make_staff(session: Session, clinic: Clinic, role: Role = Role.coordinator, 
         "email": f"{role.value}@example.org",
         "name": f"Test {role.value.title()}",
         "role": role,
-        "password_hash": hash_password(overrides.pop("password", "correct horse battery")),
+        "password_hash": _password_hash(overrides.pop("password", "correct horse battery")),
     }
     values.update(overrides)
     staff = StaffUser(**values)
