@@ -1,0 +1,70 @@
+"""The FastAPI application factory: `uvicorn --factory aftercare.web.app:create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from sqlmodel import Session
+from starlette.middleware.sessions import SessionMiddleware
+
+import aftercare
+from aftercare.db import make_engine
+from aftercare.protocols import ProtocolRegistry
+from aftercare.settings import Settings, get_settings
+from aftercare.web import api_patients, api_procedures, errors, imports_page, login, pages, procedure_form
+from aftercare.web.templating import make_templates
+
+SESSION_COOKIE = "aftercare_session"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready app over `settings` (default: the environment). Protocol files are loaded and checked now."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="aftercare",
+        version=aftercare.__version__,
+        description="Follow-up after outpatient knee procedures: staff API (bearer tokens) and coordinator pages.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.registry = ProtocolRegistry.from_dir(settings.config_dir / "protocols")
+    app.state.templates = make_templates(settings)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.public_base_url.startswith("https://"),
+    )
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (api_procedures, api_patients, login, pages, procedure_form, imports_page):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """200 when the app answers and the database does a round trip, else 503."""
+        try:
+            with Session(engine) as session:
+                session.execute(text("SELECT 1")).one()
+        except Exception as exc:
+            return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return app
