@@ -30,6 +30,7 @@ from aftercare import db as db_module  # noqa: E402
 from aftercare import migrate  # noqa: E402
 from aftercare.protocols import ProtocolRegistry  # noqa: E402
 from aftercare.settings import Settings, get_settings  # noqa: E402
+from tests.fakes.plugin import fake_provider_settings, fake_providers  # noqa: E402, F401 (fixtures)
 
 PG_ADMIN_DSN = os.environ.get("AFTERCARE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
