@@ -41,10 +41,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from aftercare import orchestration
+from aftercare import bulk, orchestration
 from aftercare.errors import InputError
 from aftercare.models import (
     AuditEvent,
@@ -451,8 +451,7 @@ class _Writer:
         self._insert(AuditEvent, self.audit, "audit_event")
 
     def _insert(self, model: type[Any], rows: list[dict[str, Any]], table: str) -> None:
-        if rows:
-            self.session.execute(insert(model), rows)
+        bulk.insert_rows(self.session, model, rows)
         self.report.rows_written[table] = self.report.rows_written.get(table, 0) + len(rows)
 
     def _audit_row(self, action: str, entity_type: str, entity_id: int | None, **detail: Any) -> dict[str, Any]:
@@ -466,12 +465,10 @@ class _Writer:
             by_key.setdefault(row.patient_key, []).append(row)
         new_keys = [k for k in by_key if k not in stored]
         ids: dict[tuple[Any, ...], int] = {k: p.id for k, p in stored.items() if p.id is not None}
-        inserts = [self._patient_values(by_key[k], None) for k in new_keys]
-        if inserts:
-            result = self.session.execute(
-                insert(Patient).returning(col(Patient.id), sort_by_parameter_order=True), inserts
-            )
-            ids.update(zip(new_keys, result.scalars().all(), strict=True))
+        new_ids = bulk.allocate_ids(self.session, Patient, len(new_keys))
+        inserts = [{"id": i, **self._patient_values(by_key[k], None)} for k, i in zip(new_keys, new_ids, strict=True)]
+        bulk.insert_rows(self.session, Patient, inserts)
+        ids.update(zip(new_keys, new_ids, strict=True))
         updates = []
         for key in by_key:
             if key in stored:
@@ -539,8 +536,10 @@ class _Writer:
         return state
 
     def _procedures(self, rows: list[_Row], patient_ids: dict[tuple[Any, ...], int], versions: dict[str, str]) -> None:
+        new_ids = bulk.allocate_ids(self.session, Procedure, len(rows))
         values = [
             {
+                "id": procedure_id,
                 "clinic_id": self.clinic.id,
                 "patient_id": patient_ids[row.patient_key],
                 "external_id": row.data.external_id,
@@ -555,16 +554,9 @@ class _Writer:
                 "created_at": self.now,
                 "updated_at": self.now,
             }
-            for row in rows
+            for row, procedure_id in zip(rows, new_ids, strict=True)
         ]
-        if not values:
-            self.report.rows_written["procedure"] = 0
-            return
-        result = self.session.execute(
-            insert(Procedure).returning(col(Procedure.id), sort_by_parameter_order=True), values
-        )
-        new_ids = list(result.scalars().all())
-        self.report.rows_written["procedure"] = len(new_ids)
+        self.report.rows_written["procedure"] = bulk.insert_rows(self.session, Procedure, values)
         for row, procedure_id in zip(rows, new_ids, strict=True):
             self.report.accepted.append(AcceptedRow(row.line, row.data.external_id, procedure_id, new=True))
             self.audit.append(
