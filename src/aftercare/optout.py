@@ -56,6 +56,7 @@ class Classified:
     intent: InboundIntent
     twilio_keyword: bool  # one of Twilio's own keywords: Twilio already blocked/confirmed it
     matched: str | None = None
+    sentence: bool = False  # recognised in a sentence, not as a keyword: worth a person's look
 
 
 def normalise(body: str) -> str:
@@ -79,7 +80,7 @@ def classify(body: str, *, opted_out: bool = False) -> Classified:
     for pattern in _SENTENCE_RE:
         found = pattern.search(text)
         if found:
-            return Classified(InboundIntent.opt_out, twilio_keyword=False, matched=found.group(0))
+            return Classified(InboundIntent.opt_out, twilio_keyword=False, matched=found.group(0), sentence=True)
     if bare in OPT_IN_WORDS or (opted_out and bare in {"yes", "si"}):
         return Classified(InboundIntent.opt_in, twilio_keyword=bare in TWILIO_OPT_IN | {"yes"}, matched=bare)
     if bare in HELP_WORDS:

@@ -1,0 +1,1 @@
+"""Provider webhooks: thin FastAPI routers over the delivery and inbound services in this package."""
