@@ -13,6 +13,7 @@ from uuid import UUID
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
@@ -32,8 +33,14 @@ class DeploymentSpec:
     name: str
     description: str
     interval_seconds: int | None = None  # an interval schedule (e.g. dispatch-due every 60 s)
-    concurrency_limit: int | None = None  # at most this many runs at once
+    concurrency_limit: int | None = None  # at most this many runs at once; a scheduled run finding it busy is dropped
     tags: tuple[str, ...] = field(default=("aftercare",))
+
+    def concurrency(self) -> ConcurrencyLimitConfig | None:
+        if self.concurrency_limit is None:
+            return None
+        busy = ConcurrencyLimitStrategy.CANCEL_NEW if self.interval_seconds else ConcurrencyLimitStrategy.ENQUEUE
+        return ConcurrencyLimitConfig(limit=self.concurrency_limit, collision_strategy=busy)
 
     def load(self) -> Flow[..., object]:
         module_name, attr = self.flow.split(":", 1)
@@ -52,6 +59,13 @@ DEPLOYMENTS: list[DeploymentSpec] = [
         flow="aftercare_flows.procedure_aftercare:procedure_aftercare",
         name="procedure-aftercare",  # aftercare.orchestration.PLAN_DEPLOYMENT = "<flow name>/<this>"
         description="Build the care plan of newly recorded procedures (started by the app on each recording).",
+    ),
+    DeploymentSpec(
+        flow="aftercare_flows.plan_stragglers:plan_stragglers",
+        name="plan-stragglers",
+        description="Every 5 minutes: re-start or build plans still missing after AFTERCARE_PLAN_GRACE_SECONDS.",
+        interval_seconds=300,  # each run is a worker subprocess (~5-8 s of CPU); stragglers are rare
+        concurrency_limit=1,
     ),
 ]
 
@@ -100,7 +114,7 @@ def deploy_flows(work_pool: str, specs: list[DeploymentSpec] | None = None) -> l
             name=spec.name,
             description=spec.description,
             interval=spec.interval_seconds,
-            concurrency_limit=spec.concurrency_limit,
+            concurrency_limit=spec.concurrency(),
             tags=list(spec.tags),
             work_pool_name=work_pool,
             entrypoint_type=EntrypointType.MODULE_PATH,

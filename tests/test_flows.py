@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 import pytest
+from aftercare_flows.plan_stragglers import plan_stragglers
 from aftercare_flows.procedure_aftercare import procedure_aftercare
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 
 from aftercare import plans, procedures
 from aftercare.cli import app
-from aftercare.models import Clinic, Patient, Procedure, ProcedureStatus, Touchpoint
+from aftercare.models import AuditEvent, Clinic, Patient, Procedure, ProcedureStatus, Touchpoint
 from aftercare.orchestration import PLAN_DEPLOYMENT, start_plan_flow
 from aftercare.planning import build_plan
 from aftercare.protocols import ProtocolRegistry
@@ -168,6 +170,15 @@ def test_deploy_flows_registers_the_plan_deployment_on_a_process_pool_idempotent
     assert deployment.pull_steps == []
     assert again.id == deployment.id and len(same_name) == 1
 
+    with get_client(sync_client=True) as client:
+        stragglers = client.read_deployment_by_name("plan-stragglers/plan-stragglers")
+    assert stragglers.entrypoint == "aftercare_flows.plan_stragglers.plan_stragglers"
+    [schedule] = stragglers.schedules
+    assert schedule.schedule.interval.total_seconds() == 300  # type: ignore[union-attr]
+    assert stragglers.global_concurrency_limit is not None and stragglers.global_concurrency_limit.limit == 1
+    assert stragglers.concurrency_options is not None
+    assert stragglers.concurrency_options.collision_strategy == "CANCEL_NEW"
+
 
 def test_deploy_flows_to_another_pool_and_a_clear_error_without_a_server() -> None:
     code, output = _deploy("--work-pool", "aftercare-canary")
@@ -214,3 +225,22 @@ def test_deployment_mode_asks_prefect_for_one_run_per_recording(
     # the plan is not built in the app's process: it waits for a worker
     assert _procedure(session, procedure_id).status == ProcedureStatus.planning
     assert session.exec(select(func.count()).select_from(Touchpoint)).one() == 0
+
+
+def test_plan_stragglers_flow_builds_plans_prefect_never_built(
+    session: Session, settings: Settings, registry: ProtocolRegistry
+) -> None:
+    forgotten = _record(session, settings, registry, "PROC-OLD")
+    fresh = _record(session, settings, registry, "PROC-NEW")
+    row = _procedure(session, forgotten)
+    row.created_at = utcnow() - timedelta(hours=1)
+    session.add(row)
+    session.commit()
+
+    state = plan_stragglers(return_state=True)
+
+    assert state.is_completed() and state.result() > 20
+    assert _procedure(session, forgotten).status == ProcedureStatus.active
+    assert _procedure(session, fresh).status == ProcedureStatus.planning  # still within its grace period
+    actions = session.exec(select(AuditEvent.action).where(AuditEvent.entity_id == forgotten)).all()
+    assert "plan.built_without_prefect" in actions
