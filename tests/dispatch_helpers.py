@@ -10,6 +10,8 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from aftercare.dispatch.claim import Job
+from aftercare.messaging.base import OutboundMessage
 from aftercare.models import (
     Channel,
     Clinic,
@@ -28,11 +30,16 @@ from aftercare.timeutil import utcnow
 _numbers = itertools.count(1)
 
 
-def midday_zone(now: datetime | None = None) -> str:
-    """An IANA `Etc/GMT` zone where it is now between 11:00 and 13:59, so quiet hours never interfere."""
+def zone_at(hour: int, now: datetime | None = None) -> str:
+    """An IANA `Etc/GMT` zone whose local time is now `hour`:xx."""
     now = now or utcnow()
-    offset = 12 - now.hour  # local = utc + offset, from -11 to +12 hours
+    offset = ((hour - now.hour + 11) % 24) - 11  # local = utc + offset, from -11 to +12 hours
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def midday_zone(now: datetime | None = None) -> str:
+    """A zone where it is now 12:xx, so quiet hours never interfere with a test."""
+    return zone_at(12, now)
 
 
 def phone(n: int) -> str:
@@ -165,3 +172,14 @@ def bulk_due(engine: Engine, clinic_id: int, count: int, *, channel: Channel = C
             for i in range(count)
         ]
         return [row[0] for row in conn.execute(insert(Touchpoint).returning(Touchpoint.id), rows)]  # type: ignore[arg-type]
+
+
+def plain_compose(job: Job) -> OutboundMessage:
+    """A stand-in for the templates while they are written (same shape: text, subject and HTML for email)."""
+    body = f"{job.context['clinic_name']}: {job.key} for {job.context['first_name']}. Reply STOP to opt out."
+    is_email = job.channel == Channel.email
+    return OutboundMessage(
+        message_id=job.message_id, channel=job.channel, to=job.to, body=body,
+        subject=f"{job.context['clinic_name']}: {job.key}" if is_email else None,
+        html=f"<p>{body}</p>" if is_email else None,
+    )

@@ -138,7 +138,11 @@ def dispatch_due(
                 session.commit()
             total = sum(claimed.verdicts.values())
             if total == 0:
-                break
+                if not in_flight:
+                    break
+                while in_flight:  # their outcomes may make more due now (a replacement on the other channel)
+                    _collect(in_flight.popleft(), report)
+                continue
             report.claimed += total
             report.verdicts.update({k.value: v for k, v in claimed.verdicts.items()})
             report.switched += claimed.switched
