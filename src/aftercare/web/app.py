@@ -19,6 +19,7 @@ from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
 from aftercare.web import api_patients, api_procedures, errors, imports_page, login, pages, procedure_form
 from aftercare.web.templating import make_templates
+from aftercare.webhooks import sendgrid_events, twilio_sms, twilio_status
 
 SESSION_COOKIE = "aftercare_session"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (api_procedures, api_patients, login, pages, procedure_form, imports_page):
         app.include_router(module.router)
+    app.include_router(twilio_status.router)
+    app.include_router(twilio_sms.router)
+    app.include_router(sendgrid_events.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
