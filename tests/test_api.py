@@ -419,3 +419,17 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     assert "/api/v1/patients/{patient_id}/timeline" in schema["paths"]
     assert "/login" not in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_health_check_reports_an_unreachable_database() -> None:
+    settings = Settings(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere?connect_timeout=2")
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "error"
+
+
+def test_an_id_out_of_range_is_a_clear_422(client: TestClient, headers: dict[str, str]) -> None:
+    response = client.get("/api/v1/procedures/99999999999", headers=headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "procedure_id"]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from aftercare.patients import consent_state
 from aftercare.web import patient_list, timeline
-from aftercare.web.deps import CurrentStaff, SessionDep, clinic_of
+from aftercare.web.deps import CurrentStaff, IdPath, SessionDep, clinic_of
 from aftercare.web.schemas import PatientDetailOut, PatientOut, PatientSummaryOut, ProcedureOut, TimelineEntryOut
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
@@ -34,7 +34,7 @@ def search_patients(
 
 
 @router.get("/{patient_id}")
-def read_patient(patient_id: int, session: SessionDep, staff: CurrentStaff) -> PatientDetailOut:
+def read_patient(patient_id: IdPath, session: SessionDep, staff: CurrentStaff) -> PatientDetailOut:
     patient = timeline.get_patient(session, clinic_of(session, staff), patient_id)
     assert patient.id is not None
     return PatientDetailOut(
@@ -45,7 +45,7 @@ def read_patient(patient_id: int, session: SessionDep, staff: CurrentStaff) -> P
 
 
 @router.get("/{patient_id}/timeline")
-def patient_timeline(patient_id: int, session: SessionDep, staff: CurrentStaff) -> list[TimelineEntryOut]:
+def patient_timeline(patient_id: IdPath, session: SessionDep, staff: CurrentStaff) -> list[TimelineEntryOut]:
     """Every touchpoint of every plan of the patient, in due order, with local times and status in words."""
     clinic = clinic_of(session, staff)
     patient = timeline.get_patient(session, clinic, patient_id)

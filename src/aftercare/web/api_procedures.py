@@ -9,6 +9,7 @@ from aftercare.procedures import ProcedureIn
 from aftercare.web.deps import (
     CurrentStaff,
     CurrentWriter,
+    IdPath,
     RegistryDep,
     SessionDep,
     SettingsDep,
@@ -58,12 +59,12 @@ def record_procedure(
 
 
 @router.get("/{procedure_id}")
-def read_procedure(procedure_id: int, session: SessionDep, staff: CurrentStaff) -> ProcedureOut:
+def read_procedure(procedure_id: IdPath, session: SessionDep, staff: CurrentStaff) -> ProcedureOut:
     return ProcedureOut.model_validate(procedures.get(session, staff.clinic_id, procedure_id))
 
 
 @router.post("/{procedure_id}/cancel")
-def cancel_procedure(procedure_id: int, body: CancelIn, session: SessionDep, staff: CurrentWriter) -> CancelledOut:
+def cancel_procedure(procedure_id: IdPath, body: CancelIn, session: SessionDep, staff: CurrentWriter) -> CancelledOut:
     """Stop everything not yet sent; the reason is kept on the procedure and each touchpoint."""
     procedure = procedures.get(session, staff.clinic_id, procedure_id)
     count = procedures.cancel(session, procedure, body.reason, actor=actor(staff))
@@ -73,7 +74,7 @@ def cancel_procedure(procedure_id: int, body: CancelIn, session: SessionDep, sta
 
 @router.post("/{procedure_id}/move")
 def move_procedure(
-    procedure_id: int, body: MoveIn, session: SessionDep, staff: CurrentWriter, settings: SettingsDep
+    procedure_id: IdPath, body: MoveIn, session: SessionDep, staff: CurrentWriter, settings: SettingsDep
 ) -> MovedOut:
     """Change the procedure's date; every touchpoint not yet sent moves with it."""
     procedure = procedures.get(session, staff.clinic_id, procedure_id)

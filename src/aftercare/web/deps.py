@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.datastructures import FormData
@@ -47,6 +47,7 @@ def get_registry(request: Request) -> ProtocolRegistry:
 
 
 FormDep = Annotated[FormData, Depends(get_form)]
+IdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="a record id")]
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RegistryDep = Annotated[ProtocolRegistry, Depends(get_registry)]
@@ -82,7 +83,7 @@ def page_staff(request: Request, session: SessionDep) -> StaffUser:
     if staff is None:
         request.session.pop("staff_id", None)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(target)
+        raise LoginRequired(target if request.method == "GET" else "/")
     return staff
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from aftercare.errors import ConflictError, InputError, NotFoundError
 from aftercare.web.csrf import CsrfError
 from aftercare.web.deps import LoginRequired
 from aftercare.web.templating import render
+
+log = logging.getLogger(__name__)
 
 
 def _is_api(request: Request) -> bool:
@@ -73,6 +76,17 @@ async def _validation(request: Request, exc: Exception) -> Response:
     return _page(request, 422, "Please check the input", problems)
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    message = "Something went wrong on our side; it has been logged. Please try again in a moment."
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status_code=500)
+    try:
+        return _page(request, 500, "Sorry", message)
+    except Exception:  # the page itself may be what failed
+        return PlainTextResponse(message, status_code=500)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(ConflictError, _conflict)
@@ -81,3 +95,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(Exception, _unexpected)

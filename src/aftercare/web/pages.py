@@ -13,7 +13,7 @@ from aftercare.errors import ConflictError, InputError
 from aftercare.timeutil import utcnow
 from aftercare.web import patient_list, timeline
 from aftercare.web.csrf import check_csrf
-from aftercare.web.deps import PageStaff, PageWriter, SessionDep, SettingsDep, actor, clinic_of
+from aftercare.web.deps import IdPath, PageStaff, PageWriter, SessionDep, SettingsDep, actor, clinic_of
 from aftercare.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +34,7 @@ def patients_page(
 
 
 @router.get("/patients/{patient_id}")
-def patient_page(request: Request, patient_id: int, session: SessionDep, staff: PageStaff) -> Response:
+def patient_page(request: Request, patient_id: IdPath, session: SessionDep, staff: PageStaff) -> Response:
     view = timeline.patient_view(session, clinic_of(session, staff), patient_id)
     return render(request, "patient.html", staff=staff, view=view, now=utcnow())
 
@@ -46,7 +46,7 @@ def _back_to_patient(patient_id: int) -> Response:
 @router.post("/procedures/{procedure_id}/move", dependencies=[Depends(check_csrf)])
 def move_procedure(
     request: Request,
-    procedure_id: int,
+    procedure_id: IdPath,
     session: SessionDep,
     staff: PageWriter,
     settings: SettingsDep,
@@ -72,7 +72,7 @@ def move_procedure(
 @router.post("/procedures/{procedure_id}/cancel", dependencies=[Depends(check_csrf)])
 def cancel_procedure(
     request: Request,
-    procedure_id: int,
+    procedure_id: IdPath,
     session: SessionDep,
     staff: PageWriter,
     reason: Annotated[str, Form(max_length=250)] = "",

@@ -31,6 +31,14 @@ TEXT_FIELDS = (
     "performed_at", "physician_email", "baseline_nrs", "baseline_koos_jr",
 )
 CHECKBOXES = ("patient.consent_sms", "patient.consent_email")
+LABELS = {
+    "external_id": "Procedure id", "patient.mrn": "MRN", "patient.first_name": "First name",
+    "patient.last_name": "Last name", "patient.phone": "Mobile phone", "patient.email": "Email",
+    "patient.language": "Language", "patient.timezone": "Time zone", "patient.preferred_channel": "Preferred channel",
+    "patient.consent_sms": "SMS consent", "patient.consent_email": "Email consent", "protocol_id": "Protocol",
+    "knee_side": "Knee", "performed_at": "Date and time of the procedure", "physician_email": "Treating physician",
+    "baseline_nrs": "Baseline pain (NRS 0–10)", "baseline_koos_jr": "Baseline KOOS JR (0–100)",
+}
 
 
 @lru_cache
@@ -102,6 +110,7 @@ def _page(
         clinic=clinic,
         values=state.values,
         errors=state.errors,
+        labels=LABELS,
         protocols=registry.all(),
         physicians=_physicians(session, clinic),
         languages=list(Language),
