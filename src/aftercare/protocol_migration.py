@@ -136,7 +136,7 @@ def _content_note(row: Touchpoint, new: PlannedTouchpoint) -> str:
         notes.append(f"template {row.template} -> {new.template}")
     if row.kind != new.kind:
         notes.append(f"kind {row.kind} -> {new.kind}")
-    if row.window_end != new.window_end:
+    if row.window_end - row.planned_at != new.window_end - new.planned_at:
         notes.append("window changed")
     if row.clinical != new.clinical or row.payload != new.payload:
         notes.append("content changed")
