@@ -25,7 +25,7 @@ TORONTO = ZoneInfo("America/Toronto")
 
 
 def _write_v2(settings: Settings, folder: Path) -> Protocol:
-    """Version 1.1.0: check-in day 5 moves to day 6, check-in day 1 to 11:00, a day-10 check-in, no rehab P4."""
+    """1.1.0: check-in day 5 moves to day 6, day 1 to 11:00, a day-10 check-in, no rehab P4, a longer rest_d2 window."""
     body: dict[str, Any] = yaml.safe_load((settings.config_dir / "protocols" / f"{PROTOCOL}.yaml").read_text())
     body["version"] = "1.1.0"
     items = []
@@ -34,6 +34,8 @@ def _write_v2(settings: Settings, folder: Path) -> Protocol:
             item["at"] = {"days": 6, "time": "10:00"}
         if item["id"] == "checkin_d1":
             item["at"] = {"days": 1, "time": "11:00"}
+        if item["id"] == "rest_d2":
+            item["window"] = {"hours": 6}
         if item["id"] != "rehab_p4":
             items.append(item)
     items.append(
@@ -106,7 +108,10 @@ def test_dry_run_previews_the_unsent_changes_and_writes_nothing(
         ("moved", "checkin_d5", "sms"): (_local(performed, 5, 10), _local(performed, 6, 10)),
         ("added", "checkin_d10", "sms"): (None, _local(performed, 10, 10)),
         ("removed", "rehab_p4", "sms"): (_local(performed, 85, 9), None),
+        ("changed", "rest_d2", "sms"): (_local(performed, 2, 17), _local(performed, 2, 17)),
     }
+    notes = {c.key: c.note for c in preview.changes}
+    assert notes["rest_d2"] == "window changed" and notes["checkin_d5"] == ""
     assert got[("moved", "checkin_d5", "sms")][1].tzinfo is not None  # local times in the patient's zone
     assert preview.kept_history >= 2  # discharge (sms + email) and checkin_d1 were sent: not in the diff
     assert _snapshot(session, procedure_id) == before
@@ -125,7 +130,7 @@ def test_apply_moves_adds_and_cancels_unsent_touchpoints_and_keeps_sent_ones(
     report = migration.migrate(protocol=v2, dry_run=False, actor="cli")
 
     [applied] = report.procedures
-    assert applied.applied and (applied.count("moved"), applied.count("added"), applied.count("removed")) == (1, 1, 1)
+    assert applied.applied and [applied.count(k) for k in ("moved", "added", "removed", "changed")] == [1, 1, 1, 1]
     rows = _rows(session, procedure_id)
     assert rows["checkin_d5"].status == TouchpointStatus.scheduled
     assert rows["checkin_d5"].due_at == _local(performed, 6, 10)
@@ -133,6 +138,7 @@ def test_apply_moves_adds_and_cancels_unsent_touchpoints_and_keeps_sent_ones(
     assert rows["checkin_d10"].due_at == _local(performed, 10, 10)
     assert rows["rehab_p4"].status == TouchpointStatus.cancelled
     assert rows["rehab_p4"].cancel_reason == "protocol migrated to 1.1.0"
+    assert rows["rest_d2"].window_end - rows["rest_d2"].planned_at == timedelta(hours=6)
     assert {k: (r.status, r.due_at) for k, r in rows.items() if k == "checkin_d1"} == sent_before  # 10:00, sent
     session.expire_all()
     procedure = session.get(Procedure, procedure_id)
