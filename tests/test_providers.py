@@ -9,6 +9,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from aftercare.messaging import registry
@@ -16,10 +17,13 @@ from aftercare.messaging.base import DeliveryError, FailureKind, OutboundMessage
 from aftercare.messaging.console import ConsoleOutbox
 from aftercare.messaging.sendgrid_email import SendGridEmail
 from aftercare.messaging.twilio_sms import TwilioSms
-from aftercare.models import Channel, OutboxMessage
+from aftercare.models import Channel, Clinic, OutboxMessage, Patient
 from aftercare.settings import Settings, get_settings
 from aftercare.timeutil import utcnow
+from aftercare.web.app import create_app
+from tests.factories import make_clinic, make_staff
 from tests.fakes import FakeProviders, Reply, replies
+from tests.web_helpers import sign_in
 
 TO = "+14165550199"
 EMAIL = "ana@example.org"
@@ -387,3 +391,45 @@ def test_registry_half_configured_channel(monkeypatch: pytest.MonkeyPatch, caplo
             registry.provider_for(Channel.email, production)
     finally:
         get_settings.cache_clear()
+
+
+# -- the staff outbox page --------------------------------------------------------------------------
+
+
+def test_outbox_page_lists_the_clinics_console_messages(session: Session, settings: Settings) -> None:
+    clinic = make_clinic(session)
+    other = make_clinic(session, slug="other", name="Other Clinic")
+    coordinator = make_staff(session, clinic)
+    ana = _store_patient(session, clinic, "Ana", "+14165550199", "ana@example.org")
+    _store_patient(session, other, "Bob", "+14165550123", "bob@example.org")
+    sms_outbox, email_outbox = ConsoleOutbox(Channel.sms), ConsoleOutbox(Channel.email)
+    sms_outbox.send(OutboundMessage("tp-1", Channel.sms, "+14165550199", "Clinica Demo: Hi Ana, how are you today?"))
+    email_outbox.send(OutboundMessage("tp-2", Channel.email, "ana@example.org", "Plain part", subject="Your tips",
+                                      html="<p>HTML & part</p>"))
+    sms_outbox.send(OutboundMessage("tp-3", Channel.sms, "+14165550123", "for the other clinic"))
+    sms_outbox.send(OutboundMessage("re-1", Channel.sms, "+14165550000", "reply to an unknown number"))
+
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/outbox", follow_redirects=False).status_code in (302, 303, 307)
+        sign_in(client, coordinator.email)
+        page = client.get("/outbox")
+        only_sms = client.get("/outbox?channel=sms")
+        bad = client.get("/outbox?channel=fax")
+
+    assert page.status_code == 200
+    assert "2 messages" in page.text and f'href="/patients/{ana.id}"' in page.text
+    assert "how are you today?" in page.text and "1 segment, GSM-7" in page.text
+    assert "Your tips" in page.text and "Plain part" in page.text
+    assert 'srcdoc="&lt;p&gt;HTML &amp; part&lt;/p&gt;"' in page.text
+    assert "other clinic" not in page.text and "unknown number" not in page.text
+    assert "SMS via <strong>console</strong>" in page.text
+    assert only_sms.status_code == 200 and "1 message" in only_sms.text and "Your tips" not in only_sms.text
+    assert 400 <= bad.status_code < 500
+
+
+def _store_patient(session: Session, clinic: Clinic, first_name: str, phone: str, email: str) -> Patient:
+    patient = Patient(clinic_id=clinic.id or 0, first_name=first_name, last_name="Test", phone_e164=phone,
+                      email=email, timezone="America/Toronto")
+    session.add(patient)
+    session.commit()
+    return patient

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -66,20 +65,3 @@ class ConsoleOutbox:
 def _receipt(row: OutboxMessage) -> SendReceipt:
     return SendReceipt(provider_id=f"console-{row.id}", status="stored")
 
-
-def recent(
-    session: Session, *, channel: Channel | None = None, limit: int = 200, offset: int = 0
-) -> list[OutboxMessage]:
-    """The newest stored messages first (the staff outbox page)."""
-    query = select(OutboxMessage)
-    if channel is not None:
-        query = query.where(OutboxMessage.channel == channel)
-    query = query.order_by(col(OutboxMessage.created_at).desc(), col(OutboxMessage.id).desc())
-    return list(session.exec(query.offset(offset).limit(limit)))
-
-
-def count(session: Session, *, channel: Channel | None = None) -> int:
-    query = select(func.count()).select_from(OutboxMessage)
-    if channel is not None:
-        query = query.where(OutboxMessage.channel == channel)
-    return int(session.exec(query).one())

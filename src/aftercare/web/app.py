@@ -17,7 +17,7 @@ import aftercare
 from aftercare.db import make_engine
 from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
-from aftercare.web import api_patients, api_procedures, errors, imports_page, login, pages, procedure_form
+from aftercare.web import api_patients, api_procedures, errors, imports_page, login, outbox_page, pages, procedure_form
 from aftercare.web.templating import make_templates
 from aftercare.webhooks import sendgrid_events, twilio_sms, twilio_status
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (api_procedures, api_patients, login, pages, procedure_form, imports_page):
+    for module in (api_procedures, api_patients, login, pages, procedure_form, imports_page, outbox_page):
         app.include_router(module.router)
     app.include_router(twilio_status.router)
     app.include_router(twilio_sms.router)
