@@ -433,3 +433,14 @@ def test_an_id_out_of_range_is_a_clear_422(client: TestClient, headers: dict[str
     response = client.get("/api/v1/procedures/99999999999", headers=headers)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "procedure_id"]
+
+
+def test_the_next_touchpoint_is_the_first_that_can_still_go_out(
+    client: TestClient, session: Session, headers: dict[str, str]
+) -> None:
+    client.post("/api/v1/procedures", json=payload(), headers=headers)
+    assert client.get("/api/v1/patients", headers=headers).json()[0]["next_touchpoint_key"] == "pre_nsaid_hold"
+    closed = utcnow() - timedelta(hours=1)
+    session.execute(update(Touchpoint).where(col(Touchpoint.key) == "pre_nsaid_hold").values(window_end=closed))
+    session.commit()
+    assert client.get("/api/v1/patients", headers=headers).json()[0]["next_touchpoint_key"] == "baseline_survey"

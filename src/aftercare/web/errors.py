@@ -19,8 +19,11 @@ from aftercare.web.templating import render
 log = logging.getLogger(__name__)
 
 
+MACHINE_PATHS = ("/api/", "/webhooks/", "/healthz")  # answered in JSON, never with an HTML page
+
+
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(MACHINE_PATHS)
 
 
 def _page(request: Request, status_code: int, title: str, message: str) -> Response:

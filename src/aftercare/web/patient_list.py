@@ -10,6 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from aftercare.models import OPEN_TOUCHPOINT_STATUSES, Patient, Procedure, Touchpoint
+from aftercare.timeutil import utcnow
 
 MAX_ROWS = 100
 
@@ -65,10 +66,10 @@ def _procedure_counts(session: Session, patient_ids: list[int]) -> dict[int, int
 
 
 def _next_touchpoints(session: Session, patient_ids: list[int]) -> dict[int, Touchpoint]:
-    """Each patient's earliest touchpoint still to go out (scheduled or held)."""
+    """Each patient's earliest touchpoint still to go out (scheduled or held, its window not yet closed)."""
     if not patient_ids:
         return {}
-    is_open = col(Touchpoint.status).in_(OPEN_TOUCHPOINT_STATUSES)
+    is_open = and_(col(Touchpoint.status).in_(OPEN_TOUCHPOINT_STATUSES), col(Touchpoint.window_end) >= utcnow())
     firsts = list(
         session.exec(
             select(Touchpoint.patient_id, func.min(Touchpoint.due_at))
