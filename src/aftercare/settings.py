@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     )
     sendgrid_api_key: SecretStr | None = Field(None, description="SendGrid API key; email uses SendGrid when set")
     sendgrid_from_email: str | None = Field(None, description="sender address (a SendGrid-authenticated domain)")
-    sendgrid_from_name: str | None = Field(None, description="sender display name; the clinic name when unset")
+    sendgrid_from_name: str | None = Field(None, description="sender display name (unset: the address alone)")
     sendgrid_api_base_url: str | None = Field(
         None, description="SendGrid API host, e.g. a local fake; unset = https://api.sendgrid.com"
     )
