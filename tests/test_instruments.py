@@ -14,7 +14,9 @@ from aftercare.instruments import (
     InstrumentRegistry,
     TemperatureItem,
     YesNoItem,
+    clarify_prompt,
     load_instrument_file,
+    sms_prompt,
     sms_units,
 )
 from aftercare.instruments.schema import FreeTextItem, is_gsm7
@@ -24,11 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "instruments"
 REGISTRY = InstrumentRegistry.from_dir(SHIPPED)
 SMS_PROMPTS = [
-    (f"{ins.id}.{item.id}.{part}.{lang}", text.get(lang))
+    (f"{ins.id}.{item.id}.{part}.{lang}", prompt(item, lang))
     for ins in REGISTRY.all()
     for item in ins.items
-    for part, text in (("sms", item.sms), ("clarify", item.clarify))
-    if text is not None
+    for part, prompt in (("sms", sms_prompt), ("clarify", clarify_prompt))
     for lang in ("en", "es")
 ] + [(f"{ins.id}.intro.{lang}", ins.intro.get(lang)) for ins in REGISTRY.all() if ins.intro for lang in ("en", "es")]
 

@@ -96,7 +96,7 @@ def test_non_text_input_counts_as_empty() -> None:
 
 def check_invariants(item: ItemType, text: str, result: Any) -> None:
     assert result.outcome in set(Outcome)
-    assert result.reason in REASONS[result.outcome]
+    assert result.reason in REASONS[result.outcome] and result.reason != "internal_error", result
     assert result.raw == text and result.item_id == item.id
     if result.outcome is not Outcome.OK:
         assert not result.handoff

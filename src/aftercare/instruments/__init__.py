@@ -8,6 +8,7 @@ from aftercare.instruments.loader import (
     load_instrument_file,
 )
 from aftercare.instruments.parse import REASONS, Outcome, ParseResult, parse_answer
+from aftercare.instruments.prompts import clarify_prompt, sms_prompt
 from aftercare.instruments.schema import (
     LANGUAGES,
     AnswerValue,
@@ -41,11 +42,13 @@ __all__ = [
     "TemperatureItem",
     "ThirdPartyTexts",
     "YesNoItem",
+    "clarify_prompt",
     "koos_jr_interval",
     "load_instrument_file",
     "nrs_change",
     "nrs_change_for",
     "parse_answer",
     "score",
+    "sms_prompt",
     "sms_units",
 ]

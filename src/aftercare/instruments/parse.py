@@ -16,6 +16,7 @@ hedge ("a little") to a red-flag yes/no question counts as yes; several temperat
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -45,6 +46,8 @@ from aftercare.instruments.text import (
     tokens,
 )
 
+_log = logging.getLogger(__name__)
+
 
 class Outcome(StrEnum):
     OK = "ok"
@@ -59,7 +62,7 @@ REASONS = {
                  "choice", "choice_most_concerning", "temperature_c", "temperature_f", "temperature_highest",
                  "skipped", "text"},
     Outcome.UNCLEAR: {"empty", "no_answer_found", "several_numbers", "other_scale", "copied_scale", "yes_and_no",
-                      "unsure", "hedge", "negated"},
+                      "unsure", "hedge", "negated", "internal_error"},
     Outcome.OUT_OF_RANGE: {"below_min", "above_max", "not_a_choice", "implausible_temperature"},
     Outcome.NOT_AN_ANSWER: {"opt_out", "keyword", "question", "booking", "complaint", "small_talk", "free_text"},
 }  # fmt: skip
@@ -98,8 +101,9 @@ def parse_answer(item: ItemType, text: object, language: str = "en") -> ParseRes
     raw = text if isinstance(text, str) else ("" if text is None else str(text))
     try:
         return _parse(item, raw, "es" if language == "es" else "en")
-    except Exception:  # pragma: no cover - the property tests look for this; it must never reach a patient
-        return ParseResult(Outcome.UNCLEAR, None, raw, "no_answer_found", item.id)
+    except Exception:  # pragma: no cover - a bug; the property tests fail on this reason
+        _log.exception("reply parser failed on item %s (reply of %d characters not logged)", item.id, len(raw))
+        return ParseResult(Outcome.UNCLEAR, None, raw, "internal_error", item.id)
 
 
 # ------------------------------------------------------------------------------------------------- flow
@@ -135,7 +139,8 @@ def _parse(item: ItemType, raw: str, language: str) -> ParseResult:
 
     found = _read(item, raw, norm, language)
     other = _other_intent(norm)
-    if other == "booking" or (other and not (found.outcome is not Outcome.UNCLEAR and found.bare)):
+    answered = found.outcome is not Outcome.UNCLEAR and (found.bare or _answer_comes_first(item, raw, norm, found))
+    if other == "booking" or (other and not answered):
         return ParseResult(Outcome.NOT_AN_ANSWER, None, raw, other, item.id)
     if found.outcome is Outcome.UNCLEAR and found.reason == "no_answer_found":
         if intents.small_talk(norm):
@@ -152,6 +157,19 @@ def _parse(item: ItemType, raw: str, language: str) -> ParseResult:
         extra_text=not found.bare and found.outcome is not Outcome.UNCLEAR,
         note=found.note,
     )
+
+
+_FIRST_CLAUSE_END = re.compile(r"(?<![0-9])[.,]|[.,](?![0-9])|[;!?]|\b(?:but|pero)\b")
+
+
+def _answer_comes_first(item: ItemType, raw: str, norm: str, found: _Found) -> bool:
+    """'yes, should I go to the ER?', 'Pain 8. When can I shower?': the reply opens with a plain answer and
+    then asks or says something else. The answer counts; the rest is flagged as extra text."""
+    end = _FIRST_CLAUSE_END.search(norm)
+    if end is None or end.start() == 0:
+        return False
+    first = _read(item, raw, norm[: end.start()].strip(), "en")
+    return first.bare and (first.outcome, first.value) == (found.outcome, found.value)
 
 
 def _other_intent(norm: str) -> str | None:
