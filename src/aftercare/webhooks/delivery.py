@@ -57,8 +57,8 @@ def _record(session: Session, event: DeliveryEvent) -> bool:
     """Store the report; False when its key was seen before (nothing else must happen then)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     values = event.model_dump(exclude={"id"})
-    result = session.execute(insert(DeliveryEvent).values(**values).on_conflict_do_nothing())
-    return bool(getattr(result, "rowcount", 0))
+    statement = insert(DeliveryEvent).values(**values).on_conflict_do_nothing().returning(col(DeliveryEvent.id))
+    return session.execute(statement).first() is not None
 
 
 def _by_message_id(session: Session, message_id: str | None) -> Touchpoint | OutboundReply | None:

@@ -7,9 +7,10 @@ Order of work, all in one short transaction:
    every channel revoked and every queued touchpoint cancelled at once, before any survey or booking
    conversation sees the message; a plain-language opt-out also opens a task to confirm it and gets one
    confirmation (Twilio only confirms its own keywords);
-4. START/UNSTOP: SMS consent again; HELP/AYUDA: a help reply (no PHI) through the reply outbox;
+4. START/UNSTOP: SMS consent again (confirmed by us only for words Twilio does not know); HELP/AYUDA:
+   a help reply (clinic phone, no PHI) through the reply outbox;
 5. anything else from a patient: a task for a coordinator (the surveys issue parses answers later);
-   from an unknown number: a task and one polite reply.
+   from an unknown number: a task and one polite reply (the help text).
 Nothing is ever sent from here: replies go to `outbound_reply` and the dispatcher sends them.
 """
 
@@ -39,9 +40,9 @@ from aftercare.settings import Settings
 
 log = logging.getLogger(__name__)
 ACTOR = "patient-sms"
-HELP_TEMPLATE = "help_reply"
-OPT_OUT_TEMPLATE = "optout_confirmation"
-UNKNOWN_TEMPLATE = "unknown_sender"
+HELP_TEMPLATE = "help_reply"  # also the polite answer to an unknown number: clinic phone, no PHI
+OPT_OUT_TEMPLATE = "opt_out_confirmation"
+OPT_IN_TEMPLATE = "opt_in_confirmation"
 
 
 class MissingField(ValueError):
@@ -135,6 +136,8 @@ def receive_sms(session: Session, *, params: dict[str, str], settings: Settings)
     elif intent == InboundIntent.opt_in:
         inbound.handled = True
         consent.opt_in_sms(session, patients=patients, source="keyword", actor=ACTOR)
+        if patients and not (twilio_verdict or found.twilio_keyword):  # Twilio confirms START/UNSTOP itself
+            result.reply_id = _reply(session, inbound, OPT_IN_TEMPLATE, language)
     elif intent == InboundIntent.help:
         inbound.handled = True
         if settings.sms_help_reply and twilio_verdict is None:
@@ -149,7 +152,7 @@ def receive_sms(session: Session, *, params: dict[str, str], settings: Settings)
             session, kind="unknown_sender", title="SMS from a number that matches no patient",
             clinic_id=inbound.clinic_id, inbound_id=inbound_id, dedupe_key=f"unknown_sender:{inbound_id}",
         )
-        result.reply_id = _reply(session, inbound, UNKNOWN_TEMPLATE, language)
+        result.reply_id = _reply(session, inbound, HELP_TEMPLATE, language)
     session.add(inbound)
     session.flush()
     log.info("inbound SMS %s: %s, %d patient(s), %d touchpoint(s) cancelled", inbound_id, intent.value,
