@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "instruments"
 REGISTRY = InstrumentRegistry.from_dir(SHIPPED)
 SMS_PROMPTS = [
-    (f"{ins.id}.{item.id}.{part}.{lang}", prompt(item, lang))
+    (f"{ins.id}.{item.id}.{part}.{lang}", prompt(item, lang, emergency_number="911"))
     for ins in REGISTRY.all()
     for item in ins.items
     for part, prompt in (("sms", sms_prompt), ("clarify", clarify_prompt))
@@ -160,7 +160,7 @@ def test_koos_jr_item_text_is_not_shipped_until_hss_terms_are_confirmed() -> Non
     assert all("Licensed text not included; obtain from HSS" in t["en"] for t in texts.items.values())
     assert sorted(texts.items) == sorted(i.third_party_ref or "" for i in koos.items)
     # while not included, the web form shows our paraphrase, never the placeholder
-    assert REGISTRY.web_text("koos_jr", "koos_s6", "en") == koos.item("koos_s6").web.en
+    assert REGISTRY.web_text("koos_jr", "koos_s6", "en", emergency_number="911") == koos.item("koos_s6").web.en
 
 
 def test_official_text_is_used_on_the_web_once_a_clinic_adds_it(tmp_path: Path) -> None:
@@ -174,8 +174,16 @@ def test_official_text_is_used_on_the_web_once_a_clinic_adds_it(tmp_path: Path) 
         encoding="utf-8",
     )
     registry = InstrumentRegistry.from_dir(copy)
-    assert registry.web_text("koos_jr", "koos_s6", "en").label == "OFFICIAL S6 WORDING"
-    assert registry.web_text("nrs_now", "nrs_now", "es").label.startswith("¿Cuánto")
+    assert registry.web_text("koos_jr", "koos_s6", "en", emergency_number="911").label == "OFFICIAL S6 WORDING"
+    assert registry.web_text("nrs_now", "nrs_now", "es", emergency_number="911").label.startswith("¿Cuánto")
+
+
+def test_the_clinics_emergency_number_is_filled_in() -> None:
+    item = REGISTRY.get("redflag_checkin").item("breathless_or_chest_pain")
+    assert sms_prompt(item, "en", emergency_number="112").endswith("call 112.")
+    assert "llame al 066" in clarify_prompt(item, "es", emergency_number="066")
+    help_text = REGISTRY.web_text("redflag_checkin", item.id, "es", emergency_number="112").help
+    assert help_text is not None and "112" in help_text and "{" not in help_text
 
 
 def test_answer_words_stay_words() -> None:
@@ -235,6 +243,7 @@ def test_a_new_instrument_is_just_another_file(tmp_path: Path) -> None:
             "ask_if.pain: [True] cannot be answers of 'pain'",
         ),
         ("licence: own_wording", "licence: borrowed", "licence"),
+        ('"Hot? Reply YES or NO"', '"Hot? Call {clinic_phone}. Reply YES or NO"', "unknown placeholder {clinic_phone}"),
         ("licence: own_wording", "licence: paraphrase_of_third_party", "third_party: give it exactly when"),
         (
             "scoring: {method: nrs, item: pain}",

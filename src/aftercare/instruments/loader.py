@@ -173,16 +173,16 @@ class InstrumentRegistry:
                 out.append(SurveyItem(instrument, item))
         return out
 
-    def web_text(self, instrument_id: str, item_id: str, language: str) -> WebText:
-        """The web form label for an item: the owner's official wording when it is shipped under
+    def web_text(self, instrument_id: str, item_id: str, language: str, *, emergency_number: str) -> WebText:
+        """The web form label (+ help) for an item: the owner's official wording when it is shipped under
         third_party/ (included: true), else our own wording from the instrument file."""
         instrument = self.get(instrument_id)
         item = instrument.item(item_id)
-        own = item.web.get(language)
+        own = item.web.get(language).filled(emergency_number)
         texts = self._third_party.get(instrument_id)
         if texts is None or not texts.included or not item.third_party_ref:
             return own
-        official = texts.items[item.third_party_ref].get(language)
+        official = texts.items[item.third_party_ref].get("es" if language == "es" else "en")
         return WebText(label=official, help=own.help) if official else own
 
     def third_party(self, instrument_id: str) -> ThirdPartyTexts | None:

@@ -139,7 +139,9 @@ def _parse(item: ItemType, raw: str, language: str) -> ParseResult:
 
     found = _read(item, raw, norm, language)
     other = _other_intent(norm)
-    answered = found.outcome is not Outcome.UNCLEAR and (found.bare or _answer_comes_first(item, raw, norm, found))
+    answered = found.outcome is not Outcome.UNCLEAR and (
+        found.bare or _answer_comes_first(item, raw, norm, language, found)
+    )
     if other == "booking" or (other and not answered):
         return ParseResult(Outcome.NOT_AN_ANSWER, None, raw, other, item.id)
     if found.outcome is Outcome.UNCLEAR and found.reason == "no_answer_found":
@@ -162,13 +164,13 @@ def _parse(item: ItemType, raw: str, language: str) -> ParseResult:
 _FIRST_CLAUSE_END = re.compile(r"(?<![0-9])[.,]|[.,](?![0-9])|[;!?]|\b(?:but|pero)\b")
 
 
-def _answer_comes_first(item: ItemType, raw: str, norm: str, found: _Found) -> bool:
+def _answer_comes_first(item: ItemType, raw: str, norm: str, language: str, found: _Found) -> bool:
     """'yes, should I go to the ER?', 'Pain 8. When can I shower?': the reply opens with a plain answer and
     then asks or says something else. The answer counts; the rest is flagged as extra text."""
     end = _FIRST_CLAUSE_END.search(norm)
     if end is None or end.start() == 0:
         return False
-    first = _read(item, raw, norm[: end.start()].strip(), "en")
+    first = _read(item, raw, norm[: end.start()].strip(), language)
     return first.bare and (first.outcome, first.value) == (found.outcome, found.value)
 
 

@@ -12,6 +12,7 @@ from aftercare.instruments.schema import (
     ItemType,
     TemperatureItem,
     YesNoItem,
+    fill,
     is_gsm7,
     sms_units,
 )
@@ -19,15 +20,16 @@ from aftercare.instruments.schema import (
 _SORRY = {"en": "Sorry, we did not get that. ", "es": "Perdone, no entendimos. "}
 
 
-def sms_prompt(item: ItemType, language: str) -> str:
-    return item.sms.get(language)
+def sms_prompt(item: ItemType, language: str, *, emergency_number: str) -> str:
+    """The question for `item` in `language` ("en" or "es"; anything else reads as "en")."""
+    return fill(item.sms.get(language), emergency_number)
 
 
-def clarify_prompt(item: ItemType, language: str) -> str:
+def clarify_prompt(item: ItemType, language: str, *, emergency_number: str) -> str:
     """The clarifying question for `item` in `language` ("en" or "es"; anything else reads as "en")."""
     language = "es" if language == "es" else "en"
     if item.clarify is not None:
-        return item.clarify.get(language)
+        return fill(item.clarify.get(language), emergency_number)
     es = language == "es"
     if isinstance(item, YesNoItem):
         ask = "Responda SI o NO." if es else "Please reply YES or NO."

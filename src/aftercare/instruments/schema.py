@@ -30,6 +30,23 @@ SMS_SEGMENT_GSM7 = 160
 SMS_SEGMENT_UCS2 = 70
 
 
+EMERGENCY_NUMBER = "{emergency_number}"
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_LONGEST_EMERGENCY_NUMBER = "9999999"
+
+
+def fill(text: str, emergency_number: str) -> str:
+    """The text with `{emergency_number}` replaced by the clinic's emergency number (e.g. 911, 112)."""
+    return text.replace(EMERGENCY_NUMBER, emergency_number)
+
+
+def _check_placeholders(value: str) -> str:
+    unknown = [p for p in _PLACEHOLDER.findall(value) if p != EMERGENCY_NUMBER]
+    if unknown:
+        raise ValueError(f"unknown placeholder {unknown[0]}: only {EMERGENCY_NUMBER} is filled in")
+    return value
+
+
 def is_gsm7(text: str) -> bool:
     return all(ch in _GSM7_BASIC or ch in _GSM7_EXTENSION for ch in text)
 
@@ -61,7 +78,8 @@ class SmsText(Localized):
     @field_validator("en", "es")
     @classmethod
     def _one_segment(cls, value: str) -> str:
-        units, limit = sms_units(value)
+        _check_placeholders(value)
+        units, limit = sms_units(fill(value, _LONGEST_EMERGENCY_NUMBER))
         if units > limit:
             offending = sorted({ch for ch in value if not is_gsm7(ch)})
             why = f" (non-GSM-7 characters {''.join(offending)!r} lower the limit to 70)" if offending else ""
@@ -72,6 +90,15 @@ class SmsText(Localized):
 class WebText(_Strict):
     label: str = Field(min_length=1)
     help: str | None = None
+
+    @field_validator("label", "help")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        return value if value is None else _check_placeholders(value)
+
+    def filled(self, emergency_number: str) -> WebText:
+        help_text = None if self.help is None else fill(self.help, emergency_number)
+        return WebText(label=fill(self.label, emergency_number), help=help_text)
 
 
 class WebPrompt(_Strict):
