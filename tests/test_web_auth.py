@@ -14,6 +14,9 @@ from aftercare.web.app import SESSION_COOKIE, create_app
 from tests.factories import make_clinic, make_staff
 from tests.web_helpers import PASSWORD, csrf_from, page_csrf, sign_in
 
+# The pages sit on the same queries the API tests run on both databases; SQLite keeps these fast.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
