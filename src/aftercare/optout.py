@@ -21,7 +21,7 @@ TWILIO_OPT_IN = frozenset({"start", "unstop"})
 TWILIO_HELP = frozenset({"help", "info"})
 # Ours on top (Twilio ignores them, so nothing is confirmed or blocked on Twilio's side).
 OPT_OUT_WORDS = TWILIO_OPT_OUT | {
-    "opt out", "opt-out", "baja", "alto", "parar", "para", "detener", "cancelar", "basta", "no mas", "no mas mensajes"
+    "opt out", "opt-out", "baja", "alto", "parar", "para", "detener", "cancelar", "basta", "no mas"
 }
 OPT_IN_WORDS = TWILIO_OPT_IN | {"subscribe", "alta", "reanudar"}
 HELP_WORDS = TWILIO_HELP | {"ayuda", "informacion"}
@@ -33,7 +33,7 @@ _CONTACT_ES = (  # requests and infinitives only: "no me mandaron el enlace" is 
 )
 _SENTENCES = [
     # English
-    rf"\bstop\s+(\w+\s+)?{_CONTACT_EN}\b",  # stop texting me, stop sending messages, stop the texts
+    rf"\bstop\s+(\w+\s+){{0,2}}{_CONTACT_EN}\b",  # stop texting me, stop sending me messages, stop the texts
     rf"\b(do\s*n[o']?t|do not|never)\s+{_CONTACT_EN}\s+(me|us)\b",  # don't text me
     rf"\bno\s+more\s+{_CONTACT_EN}\b",  # no more texts
     r"\b(unsubscribe|opt\s*-?\s*out|take me off|remove me from)\b",
