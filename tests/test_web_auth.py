@@ -153,3 +153,11 @@ def test_the_session_cookie_is_secure_behind_https(settings: Settings, coordinat
         response = client.post("/login", data={"email": coordinator.email, "password": PASSWORD, "csrf_token": token},
                                follow_redirects=False)
         assert "secure" in response.headers["set-cookie"].lower()
+
+
+def test_pages_are_not_framed_or_cached(client: TestClient) -> None:
+    page = client.get("/login")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "no-store"
+    assert "no-store" not in client.get("/static/app.css").headers.get("cache-control", "")

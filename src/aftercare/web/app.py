@@ -18,6 +18,7 @@ from aftercare.db import make_engine
 from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
 from aftercare.web import api_patients, api_procedures, errors, imports_page, login, outbox_page, pages, procedure_form
+from aftercare.web.headers import SecurityHeaders
 from aftercare.web.templating import make_templates
 from aftercare.webhooks import sendgrid_events, twilio_sms, twilio_status
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.public_base_url.startswith("https://"),
     )
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (api_procedures, api_patients, login, pages, procedure_form, imports_page, outbox_page):
