@@ -1,21 +1,26 @@
 """Bulk writes for imports and plans: tens of thousands of rows per second inside the caller's transaction.
 
-`insert_rows` converts each value with its column type's own bind processor (exactly what an ORM or Core
-insert would store), then hands the rows to the driver in one go: COPY on PostgreSQL, one `executemany`
-on SQLite, a Core executemany elsewhere. `allocate_ids` hands out primary keys up front so related rows
-(patients, then their procedures) can be written the same way without a RETURNING round trip per row.
+`insert_rows` converts each value with its column type's own bind processor (what an ORM or Core insert
+would send), memoised because bulk rows repeat the same timestamps, enums and JSON documents, then hands
+all rows to the driver at once: COPY (text format) on PostgreSQL, one `executemany` on SQLite, a Core
+executemany elsewhere. `allocate_ids` hands out primary keys up front, so related rows (patients, then
+their procedures) are written the same way, without a RETURNING round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, inspect, select, text
+from sqlalchemy import JSON, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Session
 
 _Processor = Callable[[Any], Any] | None
+_COPY_LINES = 2000  # rows per COPY write
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
 def table_of(model: type[Any] | Table) -> Table:
@@ -23,29 +28,25 @@ def table_of(model: type[Any] | Table) -> Table:
     return model if isinstance(model, Table) else cast(Table, inspect(model).local_table)
 
 
-def _converter(processor: _Processor) -> Callable[[Any], Any]:
-    """The column's bind processor, memoised for the repeated values a bulk write is full of."""
-    if processor is None:
-        return lambda value: value
+def _memoised(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """`convert` applied to every non-None value, each distinct value converted once."""
     memo: dict[Any, Any] = {}
-
-    def convert(value: Any) -> Any:
+    out: list[Any] = []
+    for value in values:
+        if value is None:
+            out.append(None)
+            continue
         try:
-            return memo[value]
+            out.append(memo[value])
         except KeyError:
-            memo[value] = converted = processor(value)
-            return converted
-        except TypeError:  # unhashable (a JSON dict): no memo
-            return processor(value)
-
-    return convert
-
-
-def _tuples(table: Table, columns: list[str], rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> Iterator[tuple]:
-    converters = [_converter(table.c[name].type._cached_bind_processor(dialect)) for name in columns]
-    pairs = list(zip(columns, converters, strict=True))
-    for row in rows:
-        yield tuple(None if (value := row[name]) is None else convert(value) for name, convert in pairs)
+            memo[value] = converted = convert(value)
+            out.append(converted)
+        except TypeError:  # unhashable: a JSON document, memoised on its repr (same repr, same JSON)
+            key = (type(value), repr(value))
+            if key not in memo:
+                memo[key] = convert(value)
+            out.append(memo[key])
+    return out
 
 
 def _columns(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -65,33 +66,64 @@ def insert_rows(session: Session, model: type[Any] | Table, rows: Sequence[Mappi
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        _copy(connection, table, columns, _tuples(table, columns, rows, dialect))
+        _copy(connection, table, columns, rows)
     elif dialect.name == "sqlite":
-        placeholders = ", ".join("?" for _ in columns)
-        names = ", ".join(f'"{name}"' for name in columns)
-        cursor: Any = cast(Any, connection.connection.dbapi_connection).cursor()
-        try:
-            cursor.executemany(
-                f'INSERT INTO "{table.name}" ({names}) VALUES ({placeholders})',
-                _tuples(table, columns, rows, dialect),
-            )
-        finally:
-            cursor.close()
+        _executemany(connection, table, columns, rows)
     else:
         connection.execute(insert(table), list(rows))
     return len(rows)
 
 
-def _copy(connection: Connection, table: Table, columns: list[str], rows: Iterator[tuple]) -> None:
+def _executemany(connection: Connection, table: Table, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    dialect = connection.dialect
+    by_column = []
+    for name in columns:
+        processor: _Processor = table.c[name].type._cached_bind_processor(dialect)
+        values = [row[name] for row in rows]
+        by_column.append(values if processor is None else _memoised(values, processor))
+    names = ", ".join(f'"{name}"' for name in columns)
+    cursor: Any = cast(Any, connection.connection.dbapi_connection).cursor()
+    try:
+        cursor.executemany(
+            f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" for _ in columns)})',
+            list(zip(*by_column, strict=True)),
+        )
+    finally:
+        cursor.close()
+
+
+def _copy_text(value: Any) -> str:
+    """A driver value as a field of PostgreSQL's COPY text format."""
+    if value is None:
+        return r"\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_column(values: list[Any], column: Any, dialect: Dialect) -> list[str]:
+    if isinstance(column.type, JSON):
+        texts = _memoised(values, lambda v: json.dumps(v).translate(_COPY_ESCAPES))
+    else:
+        processor: _Processor = column.type._cached_bind_processor(dialect)
+        texts = _memoised(values, _copy_text if processor is None else lambda v: _copy_text(processor(v)))
+    return [r"\N" if t is None else t for t in texts]
+
+
+def _copy(connection: Connection, table: Table, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    fields = [_copy_column([row[name] for row in rows], table.c[name], connection.dialect) for name in columns]
+    lines = ["\t".join(parts) for parts in zip(*fields, strict=True)]
     names = ", ".join(f'"{name}"' for name in columns)
     raw: Any = connection.connection.dbapi_connection
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(row)
+        for start in range(0, len(lines), _COPY_LINES):
+            copy.write("\n".join(lines[start : start + _COPY_LINES]) + "\n")
 
 
 def allocate_ids(session: Session, model: type[Any] | Table, count: int) -> list[int]:
-    """`count` new primary keys of `table`, reserved for this transaction.
+    """`count` new primary keys of the table, reserved for this transaction.
 
     PostgreSQL: from the column's sequence. SQLite: above the current maximum, after taking the write
     lock (a no-op UPDATE), so no other connection can insert until this transaction ends.

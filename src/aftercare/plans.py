@@ -106,16 +106,19 @@ def _open_by_patient(session: Session, patient_ids: Sequence[int]) -> dict[int, 
     found: dict[int, dict[tuple[str, str, date], int]] = defaultdict(dict)
     if not patient_ids:
         return found
+    # Status is filtered here, not in SQL: with a long IN list SQLite would otherwise walk ix_touchpoint_due
+    # (every open touchpoint of every patient) instead of ix_touchpoint_patient_due.
     query = (
         sa_select(
             col(Touchpoint.id), col(Touchpoint.patient_id), col(Touchpoint.template), col(Touchpoint.channel),
-            col(Touchpoint.due_at), col(Patient.timezone),
+            col(Touchpoint.due_at), col(Touchpoint.status), col(Patient.timezone),
         )
         .join(Patient, col(Patient.id) == col(Touchpoint.patient_id))
-        .where(col(Touchpoint.patient_id).in_(patient_ids), col(Touchpoint.status).in_(OPEN_TOUCHPOINT_STATUSES))
+        .where(col(Touchpoint.patient_id).in_(patient_ids))
     )
-    for tp_id, patient_id, template, channel, due_at, zone in session.execute(query):
-        found[patient_id].setdefault(_merge_key(template, channel, due_at, ZoneInfo(zone)), tp_id)
+    for tp_id, patient_id, template, channel, due_at, status, zone in session.execute(query):
+        if status in OPEN_TOUCHPOINT_STATUSES:
+            found[patient_id].setdefault(_merge_key(template, channel, due_at, ZoneInfo(zone)), tp_id)
     return found
 
 

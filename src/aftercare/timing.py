@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
+@lru_cache(maxsize=256)
 def parse_hhmm(value: str) -> time:
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
@@ -36,13 +38,19 @@ def offset_instant(
     """T0 plus a calendar offset, at a local time of day (`at`) or an exact number of hours."""
     local_t0 = t0.astimezone(zone)
     if at is not None:
-        day = add_months(local_t0.date(), months) + timedelta(days=days, weeks=weeks)
-        return local_wall_time(day, parse_hhmm(at), zone)
+        return _day_at(local_t0.date(), zone, days, weeks, months, at)
     day = add_months(local_t0.date(), months) + timedelta(days=days, weeks=weeks)
     shifted = local_wall_time(day, local_t0.time().replace(tzinfo=None), zone)
     return shifted + timedelta(hours=hours)
 
 
+@lru_cache(maxsize=1 << 16)  # bulk planning: many plans share a zone and a start date
+def _day_at(local_t0: date, zone: ZoneInfo, days: int, weeks: int, months: int, at: str) -> datetime:
+    day = add_months(local_t0, months) + timedelta(days=days, weeks=weeks)
+    return local_wall_time(day, parse_hhmm(at), zone)
+
+
+@lru_cache(maxsize=1 << 16)
 def next_send_time(instant: datetime, zone: ZoneInfo, window_start: str, window_end: str) -> datetime:
     """`instant` if it falls inside the daily send window in `zone`, else the window's next opening."""
     start, end = parse_hhmm(window_start), parse_hhmm(window_end)
