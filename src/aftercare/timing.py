@@ -50,9 +50,14 @@ def _day_at(local_t0: date, zone: ZoneInfo, days: int, weeks: int, months: int, 
     return local_wall_time(day, parse_hhmm(at), zone)
 
 
-@lru_cache(maxsize=1 << 16)
 def next_send_time(instant: datetime, zone: ZoneInfo, window_start: str, window_end: str) -> datetime:
     """`instant` if it falls inside the daily send window in `zone`, else the window's next opening."""
+    due = _next_send_time(instant, zone, window_start, window_end)
+    return instant if due == instant else due  # the caller's own object (and tzinfo) when it is in the window
+
+
+@lru_cache(maxsize=1 << 16)  # equal instants in other zones share an entry: hence the wrapper above
+def _next_send_time(instant: datetime, zone: ZoneInfo, window_start: str, window_end: str) -> datetime:
     start, end = parse_hhmm(window_start), parse_hhmm(window_end)
     local = instant.astimezone(zone)
     if start <= local.time() < end:
