@@ -105,7 +105,7 @@ def _print_table(outcomes: list[Outcome], out: TextIO) -> None:
 
 def _summary(outcomes: list[Outcome]) -> str:
     done = [o for o in outcomes if o.result is not None]
-    counts = Counter(o.result.severity for o in done if o.result is not None)
+    counts: Counter[str] = Counter(o.result.severity for o in done if o.result is not None)
     parts = [f"{counts[s]} {s}" for s in SEVERITIES if counts[s]]
     line = f"{len(outcomes)} input(s): " + (", ".join(parts) or "none triaged")
     bad = len(outcomes) - len(done)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from aftercare.triage import freetext
 from aftercare.triage.context import DERIVED_FROM, Facts, TriageInput, Value, build_facts
@@ -96,7 +96,7 @@ def evaluate(inp: TriageInput, rules: RuleSet | None = None) -> TriageResult:
     routes = tuple(dict.fromkeys(route for f in fired for route in f.routes))
     education = tuple(dict.fromkeys(f.education for f in fired if f.education))
     needs_human = kind == "free_text" or any(route in HUMAN_ROUTES for route in routes)
-    severity: Severity = fired[0].tier.value if fired else "none"  # type: ignore[assignment]
+    severity = cast(Severity, fired[0].tier.value if fired else "none")
     return TriageResult(
         severity=severity,
         fired=tuple(fired),

@@ -260,9 +260,11 @@ def _reading(findings: list[Finding]) -> TextReading:
             elif finding.status in ("present", "resolved"):
                 past_numbers.setdefault(finding.concept, []).append(finding)
     for concept, past in past_numbers.items():
-        if concept not in present_numbers:  # only past readings: they may still be current
-            present_numbers[concept] = [f for f in past if f.status == "present"]
-        elif concept == "temperature":  # a past reading next to a current one
+        still = [f for f in past if f.status == "present"]
+        if concept not in present_numbers and still:  # only past readings, not said to be over: may be current
+            present_numbers[concept] = still
+            past = [f for f in past if f.status == "resolved"]
+        if concept == "temperature" and past:  # readings that are over, or older than a current one
             hottest = max(past, key=lambda f: float(f.value))  # type: ignore[arg-type]
             values["temp_c_past_max"] = hottest.value
             note("temp_c_past_max", hottest)
@@ -355,7 +357,7 @@ class _Reader:
         segment = self.doc.segment_of(span.start)
         seg = self.doc.segments[segment]
         text = self.doc.words(seg)
-        polarity = self._polarity(span, span_negation=False)
+        polarity = self._polarity(span, span_negation=False, post=False)  # "hinchazon no baja" is a trend
         trend: str | None
         not_worse = bool(lx.NOT_WORSE.search(text))
         if polarity in ("negated", "resolved"):
@@ -390,7 +392,7 @@ class _Reader:
     # --- negation and resolution -----------------------------------------------------------------------------
 
     def _polarity(
-        self, span: _Span, *, span_negation: bool, ok_words: bool = False
+        self, span: _Span, *, span_negation: bool, ok_words: bool = False, post: bool = True
     ) -> Literal["present", "negated", "resolved"]:
         sentence = self.doc.sentence_of_segment(self.doc.segment_of(span.start))
         if span_negation:
@@ -400,7 +402,7 @@ class _Reader:
         negator = self._negator_before(span, sentence)
         if negator is not None:
             return "resolved" if self._resolution_words(negator, span) else "negated"
-        if self._negated_after(span, sentence, ok_words):
+        if post and self._negated_after(span, sentence, ok_words):
             return "negated"
         if self._resolved_after(span):
             return "resolved"
@@ -440,13 +442,15 @@ class _Reader:
         index, skipped = span.end, 0
         while index < sentence.end and skipped <= 2:
             token = self.tokens[index]
-            if token in (",", "(", ")", "/"):
+            if token in (",", "(", ")", "/", "and", "y", "but", "pero", "because", "porque"):
                 break
             if ok_words and token in lx.POST_OK and skipped == 0:
                 return True
             if token in lx.POST_NEGATIONS:
-                return not self._pseudo(index) and not (index + 1 < len(self.tokens) and
-                                                        self.tokens[index + 1] in ("longer", "more"))
+                nxt = self.tokens[index + 1] if index + 1 < sentence.end else ""
+                # "fiebre no", "fever: none", "fiebre no tengo" - but not "hinchazon no baja" (a verb follows)
+                return nxt in ("", "tengo", "hay", "tiene", "tuve", "have", "had", "thanks", "gracias", "so", "yet",
+                               "at", "really", "today", "hoy", "ahora", "now")
             if index in self.claimed:
                 return False
             skipped += 0 if token in (":", "-", "=", "is", "es", "esta", "was", "has", "have", "at", "all", "feels",
@@ -454,8 +458,9 @@ class _Reader:
             index += 1
         # "Chest pain? No." - a short question answered by the next sentence.
         if sentence.question and sentence.end - sentence.start <= 5:
-            nxt = sentence.end + 1
-            return nxt < len(self.tokens) and self.tokens[nxt] in ("no", "nope", "none", "nada", "ninguno", "ninguna")
+            reply = sentence.end + 1
+            return reply < len(self.tokens) and self.tokens[reply] in ("no", "nope", "none", "nada", "ninguno",
+                               "ninguna")
         return False
 
     def _resolution_words(self, negator: int, span: _Span) -> bool:
@@ -599,9 +604,16 @@ class _Reader:
 
     def _pain_numbers(self) -> list[Finding]:
         found: list[Finding] = []
+        scale: set[int] = set()  # the "out of 10" / "de diez" after a score
         for index, token in enumerate(self.tokens):
-            if index in self.claimed and self._number(index) is not None:
-                continue  # a temperature
+            if self._number(index) is None and token not in lx.NUMBER_WORDS:
+                continue
+            match = lx.OUT_OF_TEN.match(" ".join(self.tokens[index + 1:index + 4]))
+            if match:
+                scale.update(range(index + 1, index + 1 + len(match.group(0).split())))
+        for index, token in enumerate(self.tokens):
+            if index in scale or (index in self.claimed and self._number(index) is not None):
+                continue  # the scale, or a temperature
             value = self._number(index)
             is_word = value is None and token in lx.NUMBER_WORDS
             if is_word:
@@ -632,7 +644,7 @@ class _Reader:
         ):
             return False  # the diez of "nueve de diez"
         sentence = self.doc.sentence_of_segment(self.doc.segment_of(index))
-        window = 3 if is_word else 8
+        window = 3 if is_word else 12
         start = max(sentence.start, index - window)
         return any(w in lx.PAIN_WORDS for w in self.tokens[start:index])
 

@@ -54,7 +54,8 @@ CONCEPTS: tuple[Concept, ...] = (
     # --- emergency -------------------------------------------------------------------------------------------
     Concept(
         "breathing", "breathless_or_chest_pain", True, rx(
-            rf"{CANT} {gap(1)}(?:breath|breathe|breathing|get (?:enough )?air|catch my breath)",
+            rf"{CANT} {gap(1)}(?:breath|breathe|breathing|get (?:enough )?air|catch my breath|"
+            r"(?:get|take|draw) a (?:full |deep |good |proper |real )?breath)",
             r"(?:hard|difficult|tough|struggling|struggle|trouble|difficulty|problems?|pain|hurts?) "
             r"(?:to |with |when |while |on )?(?:breath|breathe|breathing)",
             r"short(?:ness)? (?:of )?breath", r"out of breath", r"breathless\w*", r"gasp\w*",
@@ -104,8 +105,8 @@ CONCEPTS: tuple[Concept, ...] = (
             r"fevers?", r"feverish", r"febrile", r"feaver", r"fevr", r"fevor", r"fiever", r"fevar", r"feber",
             r"fevere", r"fevre", r"fievre", r"fiebres?", r"fiebr", r"febril", r"calenturas?", r"calenturient[oa]",
             r"destemplad[oa]", r"temperatura alta", r"high temp(?:erature)?",
-            r"(?:running|run|ran|have|having|had|got|get|with|spiking|spiked) a (?:slight |low |high |little |bit of a )?"
-            r"temp(?:erature)?(?! (?:of |de )?\d)",
+            r"(?:running|run|ran|have|having|had|got|get|with|spiking|spiked) a "
+            r"(?:slight |low |high |little |bit of a )?temp(?:erature)?(?! (?:of |de )?\d)",
             r"running (?:a )?temp\w*", r"temp(?:erature)? (?:is |was |went |keeps )?(?:up|high|spiking|spiked|rising)",
             r"(?:tengo|tiene|con|tenia|tuve) temperatura(?! (?:de )?\d)", r"hot and cold", r"hot then cold",
         ),
@@ -125,7 +126,8 @@ CONCEPTS: tuple[Concept, ...] = (
             r"pus", r"puss", r"oozing", r"ooze\w*",
             r"(?:yellow\w*|green\w*|cloudy|thick|milky|white|smelly|foul|brown\w*) (?:\w+ )?(?:fluid|discharge|stuff|"
             r"liquid|drainage|gunk|goo|crust)",
-            r"(?:smells?|smelling|stinks?) (?:really )?(?:bad|funny|awful|foul|weird)", r"(?:foul|bad) (?:smell|odou?r)",
+            r"(?:smells?|smelling|stinks?) (?:really )?(?:bad|funny|awful|foul|weird)",
+            r"(?:foul|bad) (?:smell|odou?r)",
             r"supura\w*", r"supuracion", r"(?:liquido|secrecion|flujo) (?:\w+ )?(?:amarill\w*|verde\w*|espes[oa]|"
             r"blanc[oa]|turbi[oa])", r"mal olor", r"huele (?:muy )?mal", r"apesta",
         ),
@@ -140,7 +142,9 @@ CONCEPTS: tuple[Concept, ...] = (
     Concept(
         "drainage", "wound_drainage", "pus", rx(
             r"drain\w*", r"discharge", r"leak\w*", r"weeping", r"fluid (?:coming|leaking) out", r"secrecion",
-            r"drena\w*", r"sale liquido", r"gotea\w*",
+            r"drena\w*", r"sale liquido", r"gotea\w*", r"gunk", r"goo", r"ooz\w*",
+            r"(?:stuff|fluid|liquid|something|blood and \w+) (?:\w+ ){0,1}(?:coming|leaking|seeping|dripping) out",
+            r"(?:sale|salen|sale algo|me sale) (?:\w+ )?(?:liquido|agua|algo)",
         ),
         high=True, yields_to=("pus",), yields_in_segment=("clear_drainage",),
     ),
@@ -171,9 +175,11 @@ CONCEPTS: tuple[Concept, ...] = (
     ),
     Concept(
         "partial_walk", "can_bear_weight", "partial", rx(
-            rf"{CANT} {gap(2)}(?:walk|stand) {gap(2)}(?:far|long|much|properly|normally|normal|well|right|fast|"
-            r"without|more than|for long|a long way|yet|straight|stairs|up stairs|upstairs|downstairs|very far|that far|"
-            r"too far|too long|like before|as much)",
+            rf"{CANT} {gap(2)}(?:walk|stand|put (?:my |full |all my |all |much )?weight(?: on it)?|"
+            r"bear (?:full |all my )?weight) "
+            rf"{gap(2)}(?:far|long|much|properly|normally|normal|well|right|fast|without|more than|for long|"
+            r"a long way|straight|stairs|up stairs|upstairs|downstairs|very far|that far|too far|too long|like before|"
+            r"as much|fully|completely|all the way|100)",
             rf"{NO_PUEDO} {gap(1)}(?:caminar|andar) {gap(1)}(?:bien|mucho|lejos|normal|rapido|sin|todavia)",
         ),
         span_negation=False,
@@ -187,7 +193,7 @@ CONCEPTS: tuple[Concept, ...] = (
     Concept(
         "calf", "calf_pain_or_swelling_one_leg", True, rx(
             r"calf", r"calfs", r"calve", r"back of (?:my |the )?(?:leg|lower leg)",
-            rf"{_LEG} {gap(2)}(?:swollen|swelling|swelled|puffy|bigger|tight|throbbing|cramp\w*|hard and red|"
+            rf"{_LEG} {gap(4)}(?:swollen|swelling|swelled|puffy|bigger|tight|throbbing|cramp\w*|hard and red|"
             r"red and hot|hot and red|hinchad\w*|inflamad\w*|hinchazon)",
             rf"(?:swollen|swelling (?:in|of|on)|puffy|throbbing|cramp\w* in|hinchazon (?:en|de) (?:la |el )?|"
             rf"hinchad\w*|calambres? en (?:la |el )?) {gap(2)}{_LEG}",
@@ -241,7 +247,8 @@ CONCEPTS: tuple[Concept, ...] = (
     ),
     Concept(
         "redness_spreading", "knee_redness", "spreading", rx(
-            rf"{_RED} {gap(4)}(?:spread\w*|growing|getting bigger|bigger|larger|expanding|moving up|going up|"
+            rf"{_RED} {gap(6)}(?:spread\w*|growing|getting bigger|bigger|larger|expanding|moving up|going up|doubled|"
+            r"twice as (?:big|large)|"
             r"going down my|creeping|extend\w*|se extiende|se esta extendiendo|extendiendo|crece|creciendo|mas grande|"
             r"avanza\w*|sube|subiendo)",
             r"red (?:streaks?|lines?)", r"streak\w*", rf"spreading {gap(2)}{_RED}", r"rayas rojas", r"lineas rojas",
@@ -254,12 +261,15 @@ CONCEPTS: tuple[Concept, ...] = (
         "swelling_big", "swelling_trend", "worse", rx(
             r"blew up", r"blown up", r"ballooned", r"(?:twice|double) (?:the|its) (?:normal )?size", r"huge",
             r"massive", r"enorme", r"como un balon", r"muy inflamada",
+            r"(?:like|as big as) a (?:balloon|melon|grapefruit)",
+            r"balloon\w*", r"como (?:un|una) (?:globo|pelota|melon|toronja)",
         ),
         yields_to=("calf", "face_throat"),
     ),
     Concept(
         "warmth", "knee_warmth", True, rx(
-            r"warm", r"warmer", r"warmth", r"hot", r"hotter", r"heat", r"burning", r"caliente", r"calientita",
+            r"warm", r"warmer", r"warmth", r"hot", r"hotter", r"heat", r"burning", r"on fire", r"caliente",
+            r"calientita",
             r"calor", r"ardor", r"arde",
         ),
         yields_to=("heat_other", "fever"),
@@ -311,8 +321,12 @@ CONCEPTS: tuple[Concept, ...] = (
             r"me cai", r"caida", r"cai", r"me resbale", r"resbal\w*", r"me tropece", r"tropez\w*", r"me torci",
             r"torcedura", r"torci", r"me golpee", r"me di un golpe", r"golpe (?:en|a) la rodilla", r"me pegue",
             r"nueva lesion", r"me lastime (?:otra vez|de nuevo)", r"me volvi a lastimar", r"me lesione",
+            r"(?:felt|heard|feel|hear) (?:a |something )?pop\w*", r"popped", r"(?:locked|locking|locks|stuck) up",
+            r"(?:gave|give|giving|gives) (?:way|out)", r"buckl\w*", rf"{CANT} {gap(1)}straighten",
+            r"(?:senti|escuche|sono) (?:un |como un )?(?:crujido|chasquido|tronido|pop)",
+            r"se me (?:bloqueo|trabo|doblo|fue) la rodilla", rf"{NO_PUEDO} (?:estirar|enderezar)",
         ),
-        yields_to=("fall_other",),
+        yields_to=("fall_other",), span_negation=False,
     ),
     Concept(
         "fall_other", None, None, rx(
@@ -328,7 +342,8 @@ CONCEPTS: tuple[Concept, ...] = (
             r"numb", r"numbness", r"tingl\w*", r"pins and needles", r"weak", r"weakness",
             rf"{CANT} feel (?:my )?(?:foot|leg|toes)", r"foot drop", r"dead leg", r"entumid\w*", r"entumecid\w*",
             r"adormecid\w*", r"dormida", r"hormigueo", r"hormigas", r"debil", r"debilidad",
-            r"no siento (?:la |el |mi )?(?:pierna|pie)",
+            r"no siento (?:la |el |mi )?(?:pierna|pie)", rf"(?:foot|leg|toes|pie|pierna) {gap(3)}(?:asleep|dormid[oa])",
+            r"(?:se me )?(?:durmi\w*|duerme) (?:la|el|mi) (?:pierna|pie)",
         ),
     ),
     Concept(
@@ -345,7 +360,10 @@ CONCEPTS: tuple[Concept, ...] = (
             r"vomit\w*", r"throwing up", r"threw up", r"nause\w*", r"sick to my stomach", r"malestar",
             rf"me siento {gap(2)}(?:mal|enferm[oa]|fatal|horrible|pesim[oa])", r"dolor de cuerpo",
             r"cuerpo cortado", r"gripe", r"decaid[oa]", r"sin fuerzas",
+            r"(?:not|dont|arent|am not|im not) (?:feeling|feel) (?:so |very |too |that )?(?:well|good|great|right)",
+            r"no me siento (?:muy |nada )?bien",
         ),
+        span_negation=False,
     ),
     Concept(
         "worse", "getting_worse", True, rx(
@@ -438,7 +456,9 @@ RESOLVED_PRE = rx(r"no longer", r"no more", r"ya no", r"not anymore", r"not any 
 RESOLVED_POST = rx(
     r"gone", r"went away", r"go away", r"resolved", r"better now", r"ok now", r"okay now", r"fine now", r"settled",
     r"stopped", r"disappeared", r"cleared", r"cleared up", r"passed", r"subsided", r"went down", r"gone down",
-    r"broke", r"anymore", r"any more", r"none since", r"not since", r"nothing since", r"no more since", r"se fue", r"se quito", r"se me quito", r"desaparecio", r"ya paso", r"paso",
+    r"broke", r"anymore", r"any more", r"(?:been )?(?:normal|fine|ok|okay|good) since", r"normal (?:now|today)",
+    r"none since", r"not since", r"nothing since", r"no more since", r"se fue", r"se quito", r"se me quito",
+    r"desaparecio", r"ya paso", r"paso",
     r"se calmo", r"bajo", r"se me paso", r"ya se me paso", r"se resolvio", r"ya no",
 )
 NOT_RESOLVED = rx(r"(?:not|hasnt|hasn t|havent|didnt|never|no|isnt|wont|doesnt|not yet) "
@@ -448,9 +468,11 @@ PAST = frozenset({"was", "were", "had", "yesterday", "ago", "earlier", "previous
                   "ayer", "anoche", "tuve", "tenia", "estaba", "estuvo", "fue", "hace", "antes", "primer", "primeros",
                   "durante", "tuvo", "habia"})
 PAST_PHRASES = rx(r"last night", r"the other day", r"on day \d+", r"day (?:one|two|three|1|2|3)", r"at first",
-                  r"al principio", r"el (?:dia|primer dia) \d*", r"los primeros dias", r"the first (?:day|few days|night)")
+                  r"al principio", r"el (?:dia|primer dia) \d*", r"los primeros dias",
+                  r"the first (?:day|few days|night)")
 PRESENT = frozenset({"now", "today", "currently", "still", "tonight", "ahora", "hoy", "todavia", "aun", "sigue",
-                     "siguen", "actualmente", "continua", "keeps", "ongoing", "is", "am", "are", "have", "has", "its", "im",
+                     "siguen", "actualmente", "continua", "keeps", "ongoing", "is", "am", "are", "have", "has", "its",
+                     "im",
                      "tengo", "tiene", "estoy", "esta", "siento"})
 HYPOTHETICAL = rx(r"if", r"in case", r"what if", r"whether", r"en caso", r"signs of", r"watch (?:out )?for",
                   r"look out for", r"symptoms of", r"sintomas de", r"senales de", r"warning signs", r"supposed to",
@@ -478,6 +500,9 @@ PROXY = rx(
     rf"(?:my|our) (?:{RELATIONS}) (?:\w+ )?(?:had|got|has had) (?:the|her|his|an?) (?:injection|procedure|shot|"
     r"treatment|stem cell)", r"(?:is|was) (?:the|your) patient", r"es (?:el|la) paciente",
     r"(?:escribo|escribimos|respondo|contesto) (?:\w+ ){0,2}(?:por|de parte de|para)", r"de parte de",
+    r"\( (?:la |el |the |is the )?(?:paciente|patient) \)",
+    rf"(?:this is|its|it is|habla|le habla|les habla|aqui) (?:his|her|their|su|the patients?) (?:{RELATIONS})",
+    rf"(?:le |les )?(?:escribe|habla) (?:la|el|su) (?:{RELATIONS})", rf"soy (?:la|el) (?:{RELATIONS}) de",
     r"le (?:pusieron|hicieron|aplicaron) (?:la|el) (?:inyeccion|procedimiento)",
     rf"(?:i am|im|soy) (?:his|her|their|su) (?:{RELATIONS})",
 )
@@ -526,5 +551,6 @@ FUZZY_TERMS = ("breath", "fiebre", "escalofrios", "pantorrilla", "respirar", "br
                "calentura", "ambulance", "ambulancia", "emergency", "emergencia", "urgencias", "ibuprofen",
                "ibuprofeno", "numbness", "tingling", "hormigueo", "dizziness", "escalofrio", "excruciating")
 FUZZY_PROTECTED = frozenset({"injection", "injections", "injected", "injecting", "inyeccion", "inyectado",
-                             "inyectada", "inyecciones", "fibre", "fiber", "infested", "breeding", "bleeping", "tinkling", "emergence", "breadth",
+                             "inyectada", "inyecciones", "fibre", "fiber", "infested", "breeding", "bleeping",
+                             "tinkling", "emergence", "breadth",
                              "temperate", "sangria", "shallow"})

@@ -277,7 +277,7 @@ def _rule(
         problem("note", "must be text")
     if len(problems) > before or condition is None:
         return None
-    tier = Tier(tier_name)
+    tier = Tier(str(tier_name))
     assert isinstance(rule_id, str) and isinstance(reason, str)
     return Rule(rule_id, tier, condition, reason.strip(), routes or tier_routes[tier], education, note)
 
