@@ -67,6 +67,13 @@ DEPLOYMENTS: list[DeploymentSpec] = [
         interval_seconds=300,  # each run is a worker subprocess (~5-8 s of CPU); stragglers are rare
         concurrency_limit=1,
     ),
+    DeploymentSpec(
+        flow="aftercare_flows.dispatch_due:dispatch_due",
+        name="dispatch-due",
+        description="Every 60 s: send what is due (leased claims; more workers or runs never send twice).",
+        interval_seconds=60,
+        concurrency_limit=1,
+    ),
 ]
 
 

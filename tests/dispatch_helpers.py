@@ -10,8 +10,6 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from aftercare.dispatch.claim import Job
-from aftercare.messaging.base import OutboundMessage
 from aftercare.models import (
     Channel,
     Clinic,
@@ -173,13 +171,3 @@ def bulk_due(engine: Engine, clinic_id: int, count: int, *, channel: Channel = C
         ]
         return [row[0] for row in conn.execute(insert(Touchpoint).returning(Touchpoint.id), rows)]  # type: ignore[arg-type]
 
-
-def plain_compose(job: Job) -> OutboundMessage:
-    """A stand-in for the templates while they are written (same shape: text, subject and HTML for email)."""
-    body = f"{job.context['clinic_name']}: {job.key} for {job.context['first_name']}. Reply STOP to opt out."
-    is_email = job.channel == Channel.email
-    return OutboundMessage(
-        message_id=job.message_id, channel=job.channel, to=job.to, body=body,
-        subject=f"{job.context['clinic_name']}: {job.key}" if is_email else None,
-        html=f"<p>{body}</p>" if is_email else None,
-    )

@@ -28,7 +28,7 @@ from aftercare.models import (
 )
 from aftercare.settings import Settings, get_settings
 from aftercare.timeutil import utcnow
-from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint, plain_compose, zone_at
+from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint, zone_at
 from tests.factories import make_clinic
 from tests.fakes import FakeProviders
 
@@ -47,8 +47,7 @@ def clinic(session: Session) -> Clinic:
 
 def run(settings: Settings, **kwargs: object) -> DispatchReport:
     engine = get_engine()
-    return dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine),
-                        compose=plain_compose, **kwargs)  # type: ignore[arg-type]
+    return dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine), **kwargs)  # type: ignore[arg-type]
 
 
 def reload(session: Session, tp: Touchpoint) -> Touchpoint:

@@ -26,7 +26,7 @@ from aftercare.models import (
 from aftercare.patients import consent_state
 from aftercare.settings import Settings, get_settings
 from aftercare.timeutil import utcnow
-from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint, plain_compose
+from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint
 from tests.factories import make_clinic
 from tests.fakes import FakeProviders, replies
 
@@ -52,8 +52,7 @@ def later(seconds: float) -> Callable[[], datetime]:
 
 def run(settings: Settings, **kwargs: object) -> DispatchReport:
     engine = get_engine()
-    return dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine),
-                        compose=plain_compose, **kwargs)  # type: ignore[arg-type]
+    return dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine), **kwargs)  # type: ignore[arg-type]
 
 
 def reload(session: Session, tp: Touchpoint) -> Touchpoint:
@@ -107,8 +106,7 @@ def test_connection_refused_is_retryable(dispatch_settings: Settings, session: S
     sms.api_base_url = f"http://127.0.0.1:{closed_port}"
     engine = get_engine()
     email = providers(dispatch_settings, engine=engine)[Channel.email]
-    report = dispatch_due(dispatch_settings, engine=engine, providers={Channel.sms: sms, Channel.email: email},
-                          compose=plain_compose)
+    report = dispatch_due(dispatch_settings, engine=engine, providers={Channel.sms: sms, Channel.email: email})
     assert report.outcomes == {"retry": 1}
     assert reload(session, tp).status == TouchpointStatus.scheduled
 

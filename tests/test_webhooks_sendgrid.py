@@ -26,7 +26,7 @@ from aftercare.models import (
 from aftercare.patients import consent_state
 from aftercare.settings import Settings, get_settings
 from aftercare.web.app import create_app
-from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint, plain_compose
+from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint
 from tests.factories import make_clinic
 from tests.fakes import FakeProviders, SentEmail
 from tests.fakes.signing import SendGridSigner, sendgrid_event, sendgrid_signer
@@ -56,7 +56,7 @@ def send_email(session: Session, clinic: Clinic, settings: Settings, fake: FakeP
     owner = make_patient(session, clinic, **patient)  # type: ignore[arg-type]
     tp = make_touchpoint(session, make_procedure(session, clinic, owner), channel=Channel.email)
     engine = get_engine()
-    dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine), compose=plain_compose)
+    dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine))
     return reload(session, tp), fake.email_for(f"tp-{tp.id}")[-1]
 
 
@@ -161,7 +161,7 @@ def test_drops_spam_reports_and_unsubscribes_stop_email(
     assert patient is not None
     later = make_touchpoint(session, make_procedure(session, clinic, patient), channel=Channel.email)
     engine = get_engine()
-    dispatch_due(app_settings, engine=engine, providers=providers(app_settings, engine=engine), compose=plain_compose)
+    dispatch_due(app_settings, engine=engine, providers=providers(app_settings, engine=engine))
     later = reload(session, later)
     assert (later.channel, later.status) == (Channel.sms, TouchpointStatus.sent)
     assert fake_providers.creates("email") == 1

@@ -28,7 +28,7 @@ from aftercare.models import (
 from aftercare.patients import consent_state
 from aftercare.settings import Settings, get_settings
 from aftercare.web.app import create_app
-from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint, plain_compose
+from tests.dispatch_helpers import make_patient, make_procedure, make_touchpoint
 from tests.factories import make_clinic
 from tests.fakes import AUTH_TOKEN, FakeProviders, SentSms, replies
 from tests.fakes.signing import TWILIO_SIGNATURE, twilio_inbound, twilio_signature, twilio_status_callback
@@ -61,7 +61,7 @@ def send_one(session: Session, clinic: Clinic, settings: Settings, fake: FakePro
     owner = make_patient(session, clinic, **patient)  # type: ignore[arg-type]
     tp = make_touchpoint(session, make_procedure(session, clinic, owner), channel=Channel.sms)
     engine = get_engine()
-    dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine), compose=plain_compose)
+    dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine))
     return reload(session, tp), fake.sms_for(f"tp-{tp.id}")[-1]
 
 
@@ -201,8 +201,7 @@ def test_a_callback_ties_a_maybe_sent_message_so_it_is_never_resent(
     tp = reload(session, tp)
     assert (tp.status, tp.provider_id, tp.ambiguous_at) == (TouchpointStatus.sent, sms.sid, None)
     engine = get_engine()
-    report = dispatch_due(app_settings, engine=engine, providers=providers(app_settings, engine=engine),
-                          compose=plain_compose)
+    report = dispatch_due(app_settings, engine=engine, providers=providers(app_settings, engine=engine))
     assert report.reconcile.checked == 0 and report.claimed == 0 and fake_providers.creates("sms") == 1
 
 

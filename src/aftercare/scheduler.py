@@ -20,6 +20,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from aftercare.dispatch.service import dispatch_due
 from aftercare.orchestration import plan_stragglers
 from aftercare.settings import Settings
 
@@ -40,6 +41,7 @@ class Job:
 # The ticker's jobs, run in this order at start and then every tick.
 JOBS: list[Job] = [
     Job("plan-stragglers", plan_stragglers),
+    Job("dispatch-due", dispatch_due),
 ]
 
 

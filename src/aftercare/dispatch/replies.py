@@ -85,7 +85,9 @@ def send_replies(
     engine = engine or get_engine()
     counts: Counter[str] = Counter()
     with Session(engine, expire_on_commit=False) as session:
-        counts["abandoned"] += give_up_abandoned(session, now=clock())
+        abandoned = give_up_abandoned(session, now=clock())
+        if abandoned:
+            counts["abandoned"] += abandoned
         ids = claim_replies(session, owner=owner, now=clock(), limit=limit)
         session.commit()
     if not ids:

@@ -152,7 +152,7 @@ def dispatch_due(
         while in_flight:
             _collect(in_flight.popleft(), report)
     report.seconds = time.monotonic() - started
-    if report.claimed or report.reconcile.checked or report.replies:
+    if report.claimed or report.reconcile.checked or sum(report.replies.values()):
         log.info("dispatch %s: %s", owner, report.summary())
     return report
 

@@ -10,7 +10,7 @@ Order of work, all in one short transaction:
 4. START/UNSTOP: SMS consent again (confirmed by us only for words Twilio does not know); HELP/AYUDA:
    a help reply (clinic phone, no PHI) through the reply outbox;
 5. anything else from a patient: a task for a coordinator (the surveys issue parses answers later);
-   from an unknown number: a task and one polite reply (the help text).
+   from an unknown number: a task and one polite reply.
 Nothing is ever sent from here: replies go to `outbound_reply` and the dispatcher sends them.
 """
 
@@ -40,7 +40,8 @@ from aftercare.settings import Settings
 
 log = logging.getLogger(__name__)
 ACTOR = "patient-sms"
-HELP_TEMPLATE = "help_reply"  # also the polite answer to an unknown number: clinic phone, no PHI
+HELP_TEMPLATE = "help_reply"
+UNKNOWN_TEMPLATE = "unknown_number_reply"
 OPT_OUT_TEMPLATE = "opt_out_confirmation"
 OPT_IN_TEMPLATE = "opt_in_confirmation"
 
@@ -152,7 +153,7 @@ def receive_sms(session: Session, *, params: dict[str, str], settings: Settings)
             session, kind="unknown_sender", title="SMS from a number that matches no patient",
             clinic_id=inbound.clinic_id, inbound_id=inbound_id, dedupe_key=f"unknown_sender:{inbound_id}",
         )
-        result.reply_id = _reply(session, inbound, HELP_TEMPLATE, language)
+        result.reply_id = _reply(session, inbound, UNKNOWN_TEMPLATE, language)
     session.add(inbound)
     session.flush()
     log.info("inbound SMS %s: %s, %d patient(s), %d touchpoint(s) cancelled", inbound_id, intent.value,
