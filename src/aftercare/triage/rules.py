@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -227,6 +227,9 @@ def _rules(
     return rules
 
 
+Problem = Callable[[str, str], None]
+
+
 def _rule(
     index: int,
     body: object,
@@ -245,12 +248,7 @@ def _rule(
     def problem(key: str, message: str) -> None:
         problems.append(f"{label}, {key}: {message}")
 
-    if not isinstance(rule_id, str) or not _ID.match(rule_id):
-        problem("id", "required: letters, digits, '-', '_' or '.', starting with a letter")
-    elif rule_id in seen:
-        problem("id", f"{rule_id!r} is used by another rule")
-    else:
-        seen.add(rule_id)
+    _check_id(rule_id, seen, problem)
     for key in sorted(set(body) - _RULE_KEYS):
         problem(key, f"unknown key (expected {', '.join(sorted(_RULE_KEYS))})")
     if body.get("enabled", True) is False:
@@ -258,31 +256,40 @@ def _rule(
     tier_name = body.get("tier")
     if tier_name not in Tier.__members__:
         problem("tier", f"unknown tier {tier_name!r} (expected one of {', '.join(Tier)})")
-    reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        problem("reason", "required: a sentence a clinician can read")
-    else:
-        for name in _PLACEHOLDER.findall(reason):
-            if name.strip() not in FIELDS and name.strip() not in constants:
-                problem("reason", f"placeholder {{{name}}} is not a field")
+    reason = _reason(body.get("reason"), constants, problem)
     condition = _condition(body.get("when"), constants, problem)
-    routes = None
-    if "routes" in body:
-        routes = _routes(body["routes"], f"{label}, routes", problems)
-    education = body.get("education")
+    routes = _routes(body["routes"], f"{label}, routes", problems) if "routes" in body else None
+    education, note = body.get("education"), body.get("note")
     if education is not None and (not isinstance(education, str) or not _SLUG.match(education)):
         problem("education", f"must be a reply id like nsaid_hold, got {education!r}")
-    note = body.get("note")
     if note is not None and not isinstance(note, str):
         problem("note", "must be text")
-    if len(problems) > before or condition is None:
+    if len(problems) > before or condition is None or reason is None:
         return None
     tier = Tier(str(tier_name))
-    assert isinstance(rule_id, str) and isinstance(reason, str)
-    return Rule(rule_id, tier, condition, reason.strip(), routes or tier_routes[tier], education, note)
+    return Rule(str(rule_id), tier, condition, reason, routes or tier_routes[tier], education, note)
 
 
-def _condition(raw: object, constants: Mapping[str, bool | int | float | str], problem: Any) -> Condition | None:
+def _check_id(rule_id: object, seen: set[str], problem: Problem) -> None:
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        problem("id", "required: letters, digits, '-', '_' or '.', starting with a letter")
+    elif rule_id in seen:
+        problem("id", f"{rule_id!r} is used by another rule")
+    else:
+        seen.add(rule_id)
+
+
+def _reason(raw: object, constants: Mapping[str, bool | int | float | str], problem: Problem) -> str | None:
+    if not isinstance(raw, str) or not raw.strip():
+        problem("reason", "required: a sentence a clinician can read")
+        return None
+    for name in _PLACEHOLDER.findall(raw):
+        if name.strip() not in FIELDS and name.strip() not in constants:
+            problem("reason", f"placeholder {{{name}}} is not a field")
+    return raw.strip()
+
+
+def _condition(raw: object, constants: Mapping[str, bool | int | float | str], problem: Problem) -> Condition | None:
     if isinstance(raw, bool):
         raw = "true" if raw else "false"
     if not isinstance(raw, str) or not raw.strip():
