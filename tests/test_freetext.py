@@ -179,7 +179,8 @@ def test_hypotheticals_and_information_questions_raise_nothing() -> None:
 
 def test_words_that_look_like_red_flags() -> None:
     for text in ("fell asleep with the ice on", "I'm on a blood thinner", "can I use a heating pad?",
-                 "my calves are sore from the exercises", "the injection went well", "breathing exercises help"):
+                 "my calves are sore from the exercises", "the injection went well", "breathing exercises help",
+                 "my hands are shaking from too much coffee", "er, I think it's fine", "I have a UTI, antibiotics ok?"):
         found = {k for k, v in fields(text).items() if v is not False}
         assert not found & {"fall_or_new_injury", "harvest_site_bleeding", "knee_warmth",
                             "calf_pain_or_swelling_one_leg", "suspected_infection", "breathless_or_chest_pain"}, text
@@ -202,6 +203,12 @@ def test_words_that_look_like_red_flags() -> None:
 )
 def test_classify(text: str, day: float, kind: str | None, answers: dict[str, Any]) -> None:
     assert classify(text, day=day) == (kind, answers)
+
+
+def test_an_infection_elsewhere_is_being_unwell_not_a_joint_infection() -> None:
+    assert fields("I have an ear infection") == {"feels_unwell": True}
+    assert fields("tengo infección de orina") == {"feels_unwell": True}
+    assert fields("the knee looks infected") == {"suspected_infection": True}
 
 
 def test_help_alone_is_a_request_for_help() -> None:

@@ -114,7 +114,9 @@ CONCEPTS: tuple[Concept, ...] = (
     ),
     Concept(
         "chills", "fever_or_chills_reported", True, rx(
-            r"chills", r"the chill", r"shivers", r"shivering", r"shiver", r"shaking", r"rigou?rs",
+            r"chills", r"the chill", r"shivers", r"shivering", r"shiver", r"rigou?rs",
+            r"shaking (?:all over|uncontrollabl\w*|with cold|and cold|with chills)", rf"{CANT} stop shaking",
+            r"sweat\w* and shaking", r"(?:drenched|soaked|soaking|pouring) (?:in|with) sweat", r"sweating buckets",
             r"teeth chattering", r"cold sweats?", r"night sweats?", r"escalofrios?", r"escalosfrios",
             r"tiritando", r"tirito", r"tiritona", r"temblando de frio", r"temblores", r"sudores",
             r"sudoracion nocturna", r"sudando frio", r"sudor frio",
@@ -153,7 +155,15 @@ CONCEPTS: tuple[Concept, ...] = (
             r"infected", r"infection", r"infect\w*", r"septic", r"cellulitis", r"infeccion", r"infectad[oa]",
             r"infectandose", r"se infecto",
         ),
-        high=True, yields_to=("infection_info",),
+        high=True, yields_to=("infection_info", "infection_elsewhere"),
+    ),
+    Concept(
+        "infection_elsewhere", "feels_unwell", True, rx(
+            r"(?:ear|sinus|bladder|urinary|urinary tract|tooth|dental|throat|chest|eye|yeast|kidney|skin|stomach|"
+            r"respiratory|viral|bacterial) infection", r"uti", r"utis", r"strep throat",
+            r"infeccion (?:de|del|en (?:el|la|los|las)) (?:oido|oidos|orina|vejiga|garganta|muela|ojo|ojos|rinon|pecho|"
+            r"estomago|urinaria|vias urinarias)", r"infeccion urinaria",
+        ),
     ),
     Concept(
         "infection_info", None, None, rx(
@@ -298,7 +308,8 @@ CONCEPTS: tuple[Concept, ...] = (
     ),
     Concept(
         "emergency_care", "seeking_emergency_care", True, rx(
-            r"911", r"999", r"112", r"ambulance", r"paramedics?", r"emergency (?:room|department)", r"er",
+            r"911", r"999", r"112", r"ambulance", r"paramedics?", r"emergency (?:room|department)",
+            r"(?:the|to|at|in|an) er",
             r"a ?& ?e", r"urgent care", r"hospital", r"hospitali[sz]ed", r"ambulancia", r"urgencias?",
             r"sala de emergencias?", r"emergencias?", r"emergency", r"guardia", r"hospitalizad[oa]",
         ),

@@ -88,6 +88,8 @@ class Doc:
         self.segments: list[Span] = []
         self.segment_sentence: list[int] = []
         self._split()
+        self._segment_starts = [segment.start for segment in self.segments]
+        self._found: dict[re.Pattern[str], list[Span]] = {}
 
     def _split(self) -> None:
         start = 0
@@ -123,10 +125,10 @@ class Doc:
         return Span(start, end)
 
     def segment_of(self, index: int) -> int:
-        for number, segment in enumerate(self.segments):
-            if segment.start <= index < segment.end:
-                return number
-        return max(len(self.segments) - 1, 0)
+        """The clause a token is in (a sentence-ending token counts with the clause before it)."""
+        if not self.segments:
+            return 0
+        return max(bisect.bisect_right(self._segment_starts, index) - 1, 0)
 
     def sentence_of_segment(self, segment: int) -> Sentence:
         return self.sentences[self.segment_sentence[segment]]
@@ -135,8 +137,8 @@ class Doc:
         return " ".join(self.tokens[span.start:span.end])
 
     def find(self, pattern: re.Pattern[str], span: Span | None = None) -> Iterable[Span]:
-        for match in pattern.finditer(self.text):
-            found = self.token_span(match)
-            if span is None or (found.start >= span.start and found.end <= span.end):
-                yield found
-
+        """Where a pattern matches, as token spans (within `span` if given). Each pattern runs once per message."""
+        found = self._found.get(pattern)
+        if found is None:
+            found = self._found[pattern] = [self.token_span(m) for m in pattern.finditer(self.text)]
+        return [f for f in found if span is None or (f.start >= span.start and f.end <= span.end)]
