@@ -214,6 +214,8 @@ PER_RULE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("U8-pain-9", {"day": 2, "answers": {"nrs_worst_24h": 9}}, {"day": 2, "answers": {"nrs_worst_24h": 8}}),
     ("U9-emergency-services", {"day": 5, "text": "I'm at the ER"}, {"day": 5, "text": "not an emergency"}),
     ("R0-asked-for-help", {"day": 2, "answers": {"help_requested": True}}, {"day": 2, "text": "0"}),
+    ("R0-asked-for-help", {"day": 2, "answers": {"quick_status": "need_help"}},
+     {"day": 2, "answers": {"quick_status": "all_fine"}}),
     ("R1-high-pain-early", {"day": 3, "answers": {"nrs_worst_24h": 7}}, {"day": 4, "answers": {"nrs_worst_24h": 7}}),
     ("R2-numbness", {"day": 1, "answers": {"numbness_or_weakness": True}},
      {"day": 0, "answers": {"numbness_or_weakness": True}}),

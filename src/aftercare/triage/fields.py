@@ -69,6 +69,8 @@ _ANSWERS = (
     _n("koos_jr", "answer", "KOOS JR interval score, 0 (worst) - 100 (best)", 0, 100),
     _b("pass", "answer", "patient acceptable symptom state: the current state is satisfactory"),
     _b("help_requested", "answer", "the patient asked for help (early check-in answer '1', or 'please call me')"),
+    _e("quick_status", ("all_fine", "need_help"), "early check-in quick answer: 0 = all fine, 1 = I need help"),
+    _n("patient_global", "answer", "patient global assessment, 0 (very well) - 100 (very poor)", 0, 100, True),
 )
 
 _TEXT = (
