@@ -271,6 +271,11 @@ class TaskStatus(StrEnum):
     done = "done"
 
 
+class TaskPriority(StrEnum):
+    normal = "normal"
+    high = "high"  # a person now: a patient asked for help
+
+
 class Suppression(SQLModel, table=True):
     """A channel we must not use for a patient (opt-out, unsubscribe, bounce, bad number) until lifted."""
 
@@ -322,16 +327,18 @@ class InboundMessage(SQLModel, table=True):
 
 
 class OutboundReply(SQLModel, table=True):
-    """An answer to one inbound SMS (HELP, opt-out confirmation, unknown sender): sent once at most."""
+    """An answer to one inbound SMS (HELP, opt-out confirmation, a survey's next question): sent once at most."""
 
     __tablename__ = "outbound_reply"
     id: int | None = Field(default=None, primary_key=True)
-    inbound_id: int = Field(foreign_key="inbound_message.id", unique=True)
+    # None: not an answer to a text (a survey's first question after its invitation); one reply per inbound SMS
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", unique=True)
     patient_id: int | None = Field(default=None, foreign_key="patient.id")
     clinic_id: int | None = Field(default=None, foreign_key="clinic.id")
     channel: Channel = _enum(Channel, Channel.sms)
     to_address: str = Field(max_length=254)
     template: str = Field(max_length=64)
+    body: str | None = Field(default=None, sa_type=Text, nullable=True)  # written already (a survey question)
     language: Language = _enum(Language, Language.en)
     status: TouchpointStatus = _enum(TouchpointStatus, TouchpointStatus.scheduled, index=True)
     attempts: int = 0
@@ -358,6 +365,7 @@ class CoordinatorTask(SQLModel, table=True):
     title: str = Field(max_length=200)
     detail: str | None = Field(default=None, max_length=1000)
     dedupe_key: str | None = Field(default=None, unique=True, max_length=120)  # one task per event
+    priority: TaskPriority = _enum(TaskPriority, TaskPriority.normal)
     status: TaskStatus = _enum(TaskStatus, TaskStatus.open)
     created_at: datetime = _created()
     closed_at: datetime | None = _ts(nullable=True)
@@ -370,3 +378,217 @@ class SendRate(SQLModel, table=True):
     __tablename__ = "send_rate"
     sender: str = Field(primary_key=True, max_length=100)
     next_slot: float = 0.0
+
+
+class SurveyStatus(StrEnum):
+    open = "open"  # invited (or about to be), answers welcome until closes_at
+    complete = "complete"  # every item answered; scores stored
+    missed = "missed"  # closed without a single answer
+    closed = "closed"  # closed with some answers (window ended, or a newer check-in took its place)
+
+
+class SurveyResponse(SQLModel, table=True):
+    """One survey sent to a patient (one per survey touchpoint): where its conversation is, and how it ended."""
+
+    __tablename__ = "survey_response"
+    __table_args__ = (
+        UniqueConstraint("procedure_id", "touchpoint_key", name="uq_survey_response_touchpoint"),
+        Index("ix_survey_response_patient_status", "patient_id", "status"),
+        Index("ix_survey_response_status_closes", "status", "closes_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    procedure_id: int = Field(foreign_key="procedure.id")
+    touchpoint_id: int = Field(foreign_key="touchpoint.id", index=True)
+    touchpoint_key: str = Field(max_length=64)
+    kind: TouchpointKind = _enum(TouchpointKind)  # checkin or survey
+    survey_id: str = Field(max_length=64)
+    instrument_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: SurveyStatus = _enum(SurveyStatus, SurveyStatus.open)
+    channel: Channel = _enum(Channel)  # the invitation's channel
+    opened_at: datetime | None = _ts(nullable=True)  # the invitation went out (None: not yet)
+    closes_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = _ts(nullable=True)  # first answer
+    completed_at: datetime | None = _ts(nullable=True)
+    ended_at: datetime | None = _ts(nullable=True)  # marked complete, missed or closed
+    end_reason: str | None = Field(default=None, max_length=200)
+    miss_reason: str | None = Field(default=None, max_length=20)  # not_received, not_answered
+    miss_detail: str | None = Field(default=None, max_length=300)
+    current_item: str | None = Field(default=None, max_length=64)  # the SMS question waiting for an answer
+    asked_at: datetime | None = _ts(nullable=True)  # when it was sent (None: still to be asked)
+    clarifications: int = 0  # clarifying questions sent for current_item
+    handoff_at: datetime | None = _ts(nullable=True)  # the patient asked for a person (quick status "1")
+    reminders_sent: int = 0
+    closed_notice_at: datetime | None = _ts(nullable=True)  # "this survey is closed" was texted once
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class AnswerOutcome(StrEnum):
+    ok = "ok"
+    unclear = "unclear"
+    out_of_range = "out_of_range"
+    not_an_answer = "not_an_answer"
+
+
+class SurveyAnswer(SQLModel, table=True):
+    """Every reply read against a survey item (SMS or web form), with the raw text as received."""
+
+    __tablename__ = "survey_answer"
+    __table_args__ = (Index("ix_survey_answer_response_item", "response_id", "item_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="survey_response.id")
+    item_id: str = Field(max_length=64)
+    instrument_id: str = Field(max_length=64)
+    instrument_version: str = Field(max_length=40)
+    raw_text: str = Field(default="", sa_type=Text, nullable=False)
+    value: Any = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))  # parsed; None: unknown
+    outcome: AnswerOutcome = _enum(AnswerOutcome)
+    reason: str = Field(max_length=40)  # the parser's reason (number, yes, unclear ...)
+    counts: bool = False  # this row stands for the item (the latest such row wins)
+    source: str = Field(max_length=10)  # sms, web
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)
+    created_at: datetime = _created()
+
+
+class SurveyScore(SQLModel, table=True):
+    """One instrument's score in one response, with the instrument version that computed it."""
+
+    __tablename__ = "survey_score"
+    __table_args__ = (UniqueConstraint("response_id", "instrument_id", name="uq_survey_score_instrument"),)
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="survey_response.id")
+    instrument_id: str = Field(max_length=64)
+    instrument_version: str = Field(max_length=40)
+    name: str = Field(max_length=100)
+    value: Any = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))  # number, yes/no, None
+    complete: bool = False
+    raw: int | None = None
+    category: str | None = Field(default=None, max_length=40)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # missing, fields
+    caveats: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    computed_at: datetime = _created()
+
+
+class SurveyLink(SQLModel, table=True):
+    """A web-form link to one survey response. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "survey_link"
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="survey_response.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    seed: str = Field(max_length=64)  # random; the token is derived from it with the secret key (resends match)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = _ts(nullable=True)  # the survey was completed through this link
+    created_at: datetime = _created()
+
+
+class Conversation(SQLModel, table=True):
+    """Per patient: the SMS conversation the patient was last asked a question in, so a reply answers it."""
+
+    patient_id: int = Field(foreign_key="patient.id", primary_key=True)
+    kind: str = Field(max_length=20)  # survey, booking
+    ref_id: int  # survey_response.id (or the booking's row)
+    asked_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = _created()
+
+
+class VisitMode(StrEnum):
+    in_person = "in_person"
+    video = "video"
+    phone = "phone"
+
+
+class AppointmentStatus(StrEnum):
+    booked = "booked"
+    attended = "attended"
+    no_show = "no_show"
+    cancelled = "cancelled"
+    moved = "moved"  # rescheduled: a newer appointment (replaces_id) took its place
+
+
+class OfferStatus(StrEnum):
+    open = "open"  # waiting for the patient's choice
+    accepted = "accepted"  # a time was booked from it (its link now shows the booking)
+    expired = "expired"  # not answered in time
+    superseded = "superseded"  # a newer offer or a booking by staff took its place
+    closed = "closed"  # cannot be answered any more (procedure cancelled, opted out, visit window over)
+
+
+class Appointment(SQLModel, table=True):
+    """A booked visit with one physician; its time cells (appointment_cell) make double booking impossible."""
+
+    __table_args__ = (Index("ix_appointment_physician_start", "physician_id", "starts_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    procedure_id: int | None = Field(default=None, foreign_key="procedure.id", index=True)
+    physician_id: int = Field(foreign_key="staff_user.id")
+    visit: str = Field(max_length=48)  # the protocol's visit id (visit_6w), or urgent / other
+    mode: VisitMode = _enum(VisitMode)
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    status: AppointmentStatus = _enum(AppointmentStatus, AppointmentStatus.booked, index=True)
+    source: str = Field(max_length=20)  # sms, web, staff, urgent
+    reason: str | None = Field(default=None, max_length=500)  # why (urgent visits, staff notes)
+    video_room: str | None = Field(default=None, max_length=64)  # opaque; fills the calendar's video link
+    sequence: int = 0  # iCalendar SEQUENCE: bumped on every change the patient is told about
+    replaces_id: int | None = Field(default=None, foreign_key="appointment.id")
+    booked_by: str = Field(max_length=100)
+    cancel_reason: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class AppointmentCell(SQLModel, table=True):
+    """Five minutes of a physician's time held by an active appointment: the unique key forbids double booking."""
+
+    __tablename__ = "appointment_cell"
+    __table_args__ = (UniqueConstraint("physician_id", "starts_at", name="uq_appointment_cell_physician_time"),)
+    id: int | None = Field(default=None, primary_key=True)
+    physician_id: int = Field(foreign_key="staff_user.id")
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    appointment_id: int = Field(foreign_key="appointment.id", index=True)
+
+
+class BookingOffer(SQLModel, table=True):
+    """Times offered for one visit (not a reservation), answered by SMS or on the signed page; holds the link."""
+
+    __tablename__ = "booking_offer"
+    __table_args__ = (Index("ix_booking_offer_status_expires", "status", "expires_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id")
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    procedure_id: int | None = Field(default=None, foreign_key="procedure.id", index=True)
+    touchpoint_id: int | None = Field(default=None, foreign_key="touchpoint.id", unique=True)  # the message
+    visit: str = Field(max_length=48)
+    mode: VisitMode = _enum(VisitMode)
+    physician_id: int | None = Field(default=None, foreign_key="staff_user.id")  # None: any physician
+    target_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    earliest_at: datetime = Field(sa_type=UTCDateTime, nullable=False)  # slots are looked for in this range
+    latest_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    slots: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    channel: Channel = _enum(Channel)
+    round: int = 1  # 1: the plan's offer; 2: the one re-offer after no answer
+    status: OfferStatus = _enum(OfferStatus, OfferStatus.open)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    token_hash: str | None = Field(default=None, unique=True, max_length=64)
+    token_seed: str | None = Field(default=None, max_length=64)  # the token is derived from it with the secret key
+    appointment_id: int | None = Field(default=None, foreign_key="appointment.id", index=True)  # booked from it
+    reschedules_id: int | None = Field(default=None, foreign_key="appointment.id")  # the visit a choice moves
+    clarified: int = 0  # "please reply 1, 2 or 3" texts sent for it
+    created_at: datetime = _created()
+    answered_at: datetime | None = _ts(nullable=True)
+
+
+class CalendarFeed(SQLModel, table=True):
+    """A physician's private calendar feed (/calendar/<token>.ics). Only the token's SHA-256 is stored."""
+
+    __tablename__ = "calendar_feed"
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff_user.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = _created()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)

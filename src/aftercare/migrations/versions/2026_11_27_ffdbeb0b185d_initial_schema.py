@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: bd6f513d3da6
+Revision ID: ffdbeb0b185d
 Revises: 
-Create Date: 2026-11-27 12:47:26.979652
+Create Date: 2026-11-27 13:14:29.909980
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 import aftercare.timeutil
 
 
-revision = 'bd6f513d3da6'
+revision = 'ffdbeb0b185d'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -127,6 +127,21 @@ def upgrade() -> None:
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_token_staff_id'), ['staff_id'], unique=False)
 
+    op.create_table('calendar_feed',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('calendar_feed', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_calendar_feed_staff_id'), ['staff_id'], unique=False)
+
     op.create_table('consent_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('patient_id', sa.Integer(), nullable=False),
@@ -142,6 +157,15 @@ def upgrade() -> None:
     with op.batch_alter_table('consent_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_event_patient_id'), ['patient_id'], unique=False)
 
+    op.create_table('conversation',
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('ref_id', sa.Integer(), nullable=False),
+    sa.Column('asked_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('patient_id')
+    )
     op.create_table('inbound_message',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_sid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -210,14 +234,49 @@ def upgrade() -> None:
     with op.batch_alter_table('suppression', schema=None) as batch_op:
         batch_op.create_index('ix_suppression_patient_channel', ['patient_id', 'channel'], unique=False)
 
+    op.create_table('appointment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('clinic_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('procedure_id', sa.Integer(), nullable=True),
+    sa.Column('physician_id', sa.Integer(), nullable=False),
+    sa.Column('visit', sqlmodel.sql.sqltypes.AutoString(length=48), nullable=False),
+    sa.Column('mode', sa.Enum('in_person', 'video', 'phone', name='visitmode', native_enum=False, length=20), nullable=False),
+    sa.Column('starts_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.Enum('booked', 'attended', 'no_show', 'cancelled', 'moved', name='appointmentstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('video_room', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.Column('replaces_id', sa.Integer(), nullable=True),
+    sa.Column('booked_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('cancel_reason', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['physician_id'], ['staff_user.id'], ),
+    sa.ForeignKeyConstraint(['procedure_id'], ['procedure.id'], ),
+    sa.ForeignKeyConstraint(['replaces_id'], ['appointment.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('appointment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_appointment_clinic_id'), ['clinic_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_appointment_patient_id'), ['patient_id'], unique=False)
+        batch_op.create_index('ix_appointment_physician_start', ['physician_id', 'starts_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_appointment_procedure_id'), ['procedure_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_appointment_status'), ['status'], unique=False)
+
     op.create_table('outbound_reply',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('inbound_id', sa.Integer(), nullable=False),
+    sa.Column('inbound_id', sa.Integer(), nullable=True),
     sa.Column('patient_id', sa.Integer(), nullable=True),
     sa.Column('clinic_id', sa.Integer(), nullable=True),
     sa.Column('channel', sa.Enum('sms', 'email', name='channel', native_enum=False, length=20), nullable=False),
     sa.Column('to_address', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
     sa.Column('template', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('body', sa.Text(), nullable=True),
     sa.Column('language', sa.Enum('en', 'es', name='language', native_enum=False, length=20), nullable=False),
     sa.Column('status', sa.Enum('scheduled', 'held', 'sending', 'sent', 'delivered', 'answered', 'failed', 'skipped', 'cancelled', 'merged', name='touchpointstatus', native_enum=False, length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
@@ -279,6 +338,60 @@ def upgrade() -> None:
         batch_op.create_index('ix_touchpoint_patient_due', ['patient_id', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_touchpoint_provider_id'), ['provider_id'], unique=False)
 
+    op.create_table('appointment_cell',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('physician_id', sa.Integer(), nullable=False),
+    sa.Column('starts_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('appointment_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['appointment_id'], ['appointment.id'], ),
+    sa.ForeignKeyConstraint(['physician_id'], ['staff_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('physician_id', 'starts_at', name='uq_appointment_cell_physician_time')
+    )
+    with op.batch_alter_table('appointment_cell', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_appointment_cell_appointment_id'), ['appointment_id'], unique=False)
+
+    op.create_table('booking_offer',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('clinic_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('procedure_id', sa.Integer(), nullable=True),
+    sa.Column('touchpoint_id', sa.Integer(), nullable=True),
+    sa.Column('visit', sqlmodel.sql.sqltypes.AutoString(length=48), nullable=False),
+    sa.Column('mode', sa.Enum('in_person', 'video', 'phone', name='visitmode', native_enum=False, length=20), nullable=False),
+    sa.Column('physician_id', sa.Integer(), nullable=True),
+    sa.Column('target_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('earliest_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('latest_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('slots', sa.JSON(), nullable=False),
+    sa.Column('channel', sa.Enum('sms', 'email', name='channel', native_enum=False, length=20), nullable=False),
+    sa.Column('round', sa.Integer(), nullable=False),
+    sa.Column('status', sa.Enum('open', 'accepted', 'expired', 'superseded', 'closed', name='offerstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('expires_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('token_seed', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('appointment_id', sa.Integer(), nullable=True),
+    sa.Column('reschedules_id', sa.Integer(), nullable=True),
+    sa.Column('clarified', sa.Integer(), nullable=False),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answered_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['appointment_id'], ['appointment.id'], ),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['physician_id'], ['staff_user.id'], ),
+    sa.ForeignKeyConstraint(['procedure_id'], ['procedure.id'], ),
+    sa.ForeignKeyConstraint(['reschedules_id'], ['appointment.id'], ),
+    sa.ForeignKeyConstraint(['touchpoint_id'], ['touchpoint.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash'),
+    sa.UniqueConstraint('touchpoint_id')
+    )
+    with op.batch_alter_table('booking_offer', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_booking_offer_appointment_id'), ['appointment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_booking_offer_patient_id'), ['patient_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_booking_offer_procedure_id'), ['procedure_id'], unique=False)
+        batch_op.create_index('ix_booking_offer_status_expires', ['status', 'expires_at'], unique=False)
+
     op.create_table('coordinator_task',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('clinic_id', sa.Integer(), nullable=True),
@@ -289,6 +402,7 @@ def upgrade() -> None:
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
+    sa.Column('priority', sa.Enum('normal', 'high', name='taskpriority', native_enum=False, length=20), nullable=False),
     sa.Column('status', sa.Enum('open', 'done', name='taskstatus', native_enum=False, length=20), nullable=False),
     sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
@@ -322,11 +436,119 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_event_provider_id'), ['provider_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_event_touchpoint_id'), ['touchpoint_id'], unique=False)
 
+    op.create_table('survey_response',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('procedure_id', sa.Integer(), nullable=False),
+    sa.Column('touchpoint_id', sa.Integer(), nullable=False),
+    sa.Column('touchpoint_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('kind', sa.Enum('message', 'checkin', 'survey', 'visit_offer', 'visit', name='touchpointkind', native_enum=False, length=20), nullable=False),
+    sa.Column('survey_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('instrument_ids', sa.JSON(), nullable=False),
+    sa.Column('status', sa.Enum('open', 'complete', 'missed', 'closed', name='surveystatus', native_enum=False, length=20), nullable=False),
+    sa.Column('channel', sa.Enum('sms', 'email', name='channel', native_enum=False, length=20), nullable=False),
+    sa.Column('opened_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closes_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('end_reason', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('miss_reason', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('miss_detail', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('current_item', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('asked_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('clarifications', sa.Integer(), nullable=False),
+    sa.Column('handoff_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminders_sent', sa.Integer(), nullable=False),
+    sa.Column('closed_notice_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['procedure_id'], ['procedure.id'], ),
+    sa.ForeignKeyConstraint(['touchpoint_id'], ['touchpoint.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('procedure_id', 'touchpoint_key', name='uq_survey_response_touchpoint')
+    )
+    with op.batch_alter_table('survey_response', schema=None) as batch_op:
+        batch_op.create_index('ix_survey_response_patient_status', ['patient_id', 'status'], unique=False)
+        batch_op.create_index('ix_survey_response_status_closes', ['status', 'closes_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_survey_response_touchpoint_id'), ['touchpoint_id'], unique=False)
+
+    op.create_table('survey_answer',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('response_id', sa.Integer(), nullable=False),
+    sa.Column('item_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('instrument_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('instrument_version', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('raw_text', sa.Text(), nullable=False),
+    sa.Column('value', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('outcome', sa.Enum('ok', 'unclear', 'out_of_range', 'not_an_answer', name='answeroutcome', native_enum=False, length=20), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('counts', sa.Boolean(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('inbound_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['inbound_id'], ['inbound_message.id'], ),
+    sa.ForeignKeyConstraint(['response_id'], ['survey_response.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('survey_answer', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_survey_answer_inbound_id'), ['inbound_id'], unique=False)
+        batch_op.create_index('ix_survey_answer_response_item', ['response_id', 'item_id'], unique=False)
+
+    op.create_table('survey_link',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('response_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('seed', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('expires_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['response_id'], ['survey_response.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('survey_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_survey_link_response_id'), ['response_id'], unique=False)
+
+    op.create_table('survey_score',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('response_id', sa.Integer(), nullable=False),
+    sa.Column('instrument_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('instrument_version', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('value', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('complete', sa.Boolean(), nullable=False),
+    sa.Column('raw', sa.Integer(), nullable=True),
+    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.Column('caveats', sa.JSON(), nullable=False),
+    sa.Column('computed_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['response_id'], ['survey_response.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('response_id', 'instrument_id', name='uq_survey_score_instrument')
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('survey_score')
+    with op.batch_alter_table('survey_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_survey_link_response_id'))
+
+    op.drop_table('survey_link')
+    with op.batch_alter_table('survey_answer', schema=None) as batch_op:
+        batch_op.drop_index('ix_survey_answer_response_item')
+        batch_op.drop_index(batch_op.f('ix_survey_answer_inbound_id'))
+
+    op.drop_table('survey_answer')
+    with op.batch_alter_table('survey_response', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_survey_response_touchpoint_id'))
+        batch_op.drop_index('ix_survey_response_status_closes')
+        batch_op.drop_index('ix_survey_response_patient_status')
+
+    op.drop_table('survey_response')
     with op.batch_alter_table('delivery_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_event_touchpoint_id'))
         batch_op.drop_index(batch_op.f('ix_delivery_event_provider_id'))
@@ -337,6 +559,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_coordinator_task_patient_id'))
 
     op.drop_table('coordinator_task')
+    with op.batch_alter_table('booking_offer', schema=None) as batch_op:
+        batch_op.drop_index('ix_booking_offer_status_expires')
+        batch_op.drop_index(batch_op.f('ix_booking_offer_procedure_id'))
+        batch_op.drop_index(batch_op.f('ix_booking_offer_patient_id'))
+        batch_op.drop_index(batch_op.f('ix_booking_offer_appointment_id'))
+
+    op.drop_table('booking_offer')
+    with op.batch_alter_table('appointment_cell', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_appointment_cell_appointment_id'))
+
+    op.drop_table('appointment_cell')
     with op.batch_alter_table('touchpoint', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_touchpoint_provider_id'))
         batch_op.drop_index('ix_touchpoint_patient_due')
@@ -348,6 +581,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_outbound_reply_provider_id'))
 
     op.drop_table('outbound_reply')
+    with op.batch_alter_table('appointment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_appointment_status'))
+        batch_op.drop_index(batch_op.f('ix_appointment_procedure_id'))
+        batch_op.drop_index('ix_appointment_physician_start')
+        batch_op.drop_index(batch_op.f('ix_appointment_patient_id'))
+        batch_op.drop_index(batch_op.f('ix_appointment_clinic_id'))
+
+    op.drop_table('appointment')
     with op.batch_alter_table('suppression', schema=None) as batch_op:
         batch_op.drop_index('ix_suppression_patient_channel')
 
@@ -363,10 +604,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_inbound_message_from_number'))
 
     op.drop_table('inbound_message')
+    op.drop_table('conversation')
     with op.batch_alter_table('consent_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_event_patient_id'))
 
     op.drop_table('consent_event')
+    with op.batch_alter_table('calendar_feed', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_calendar_feed_staff_id'))
+
+    op.drop_table('calendar_feed')
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_token_staff_id'))
 
