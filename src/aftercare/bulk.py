@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import JSON, Table, func, insert, inspect, select, text
@@ -29,24 +30,18 @@ def table_of(model: type[Any] | Table) -> Table:
 
 
 def _memoised(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
-    """`convert` applied to every non-None value, each distinct value converted once."""
-    memo: dict[Any, Any] = {}
-    out: list[Any] = []
-    for value in values:
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            out.append(memo[value])
-        except KeyError:
-            memo[value] = converted = convert(value)
-            out.append(converted)
-        except TypeError:  # unhashable: a JSON document, memoised on its repr (same repr, same JSON)
-            key = (type(value), repr(value))
-            if key not in memo:
-                memo[key] = convert(value)
-            out.append(memo[key])
-    return out
+    """`convert` applied to every non-None value; each distinct value is converted once (bulk rows repeat
+    the same timestamps, enums and JSON documents), and the mapping back runs at C speed."""
+    try:
+        keys = values
+        first = dict.fromkeys(values)
+        for value in first:
+            first[value] = value
+    except TypeError:  # unhashable: JSON documents, keyed on their repr (same repr, same JSON)
+        keys = list(map(repr, values))
+        first = dict(zip(keys, values, strict=True))
+    converted = {key: None if value is None else convert(value) for key, value in first.items()}
+    return list(map(converted.__getitem__, keys))
 
 
 def _columns(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -79,7 +74,7 @@ def _executemany(connection: Connection, table: Table, columns: list[str], rows:
     by_column = []
     for name in columns:
         processor: _Processor = table.c[name].type._cached_bind_processor(dialect)
-        values = [row[name] for row in rows]
+        values = list(map(itemgetter(name), rows))
         by_column.append(values if processor is None else _memoised(values, processor))
     names = ", ".join(f'"{name}"' for name in columns)
     cursor: Any = cast(Any, connection.connection.dbapi_connection).cursor()
@@ -113,7 +108,7 @@ def _copy_column(values: list[Any], column: Any, dialect: Dialect) -> list[str]:
 
 
 def _copy(connection: Connection, table: Table, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    fields = [_copy_column([row[name] for row in rows], table.c[name], connection.dialect) for name in columns]
+    fields = [_copy_column(list(map(itemgetter(name), rows)), table.c[name], connection.dialect) for name in columns]
     lines = ["\t".join(parts) for parts in zip(*fields, strict=True)]
     names = ", ".join(f'"{name}"' for name in columns)
     raw: Any = connection.connection.dbapi_connection
