@@ -95,6 +95,6 @@ def start(settings: Settings, jobs: Iterable[Job] | None = None) -> BackgroundSc
     """Build and start the ticker (daemon thread). Stop it with `scheduler.shutdown()`."""
     scheduler = build_scheduler(settings, jobs)
     scheduler.start()
-    names = ", ".join(job.name for job in scheduler.get_jobs())
-    log.info("scheduler started: %s every %d s", names, settings.tick_seconds)
+    jobs_text = ", ".join(f"{job.name} every {job.trigger.interval}" for job in scheduler.get_jobs())
+    log.info("scheduler started: %s", jobs_text)
     return scheduler
