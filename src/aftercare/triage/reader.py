@@ -18,7 +18,6 @@ class _Match(Span):
     segment: int
 
 
-
 class Reader:
     """Reads one normalised message."""
 
