@@ -592,3 +592,133 @@ class CalendarFeed(SQLModel, table=True):
     created_at: datetime = _created()
     last_used_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class FlagTier(StrEnum):
+    emergency = "emergency"
+    urgent = "urgent"
+    review = "review"
+    routine = "routine"
+
+
+class FlagStatus(StrEnum):
+    open = "open"  # nobody has acknowledged it yet (urgent/emergency: the pages escalate)
+    acknowledged = "acknowledged"  # a clinician has it in hand
+    resolved = "resolved"  # closed with a disposition
+
+
+class FlagDisposition(StrEnum):
+    called_patient = "called_patient"
+    visit_booked = "visit_booked"
+    sent_to_er = "sent_to_er"
+    no_action_needed = "no_action_needed"
+
+
+class TriageStatus(StrEnum):
+    pending = "pending"  # stored, not triaged yet (a flow or the ticker will)
+    running = "running"  # claimed by a flow run or the ticker (lease)
+    done = "done"
+    failed = "failed"  # gave up after retries: a person reads the source instead
+
+
+class Flag(SQLModel, table=True):
+    """A triage result a clinician must see: tier, rules and reasons, its source, who handled it and how."""
+
+    __table_args__ = (
+        Index("ix_flag_clinic_status", "clinic_id", "status"),
+        Index("ix_flag_status_escalation", "status", "next_escalation_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id")
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    procedure_id: int | None = Field(default=None, foreign_key="procedure.id")
+    source_kind: str = Field(max_length=10)  # answer (a survey answer) or message (free text)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)
+    answer_id: int | None = Field(default=None, foreign_key="survey_answer.id")
+    response_id: int | None = Field(default=None, foreign_key="survey_response.id", index=True)
+    tier: FlagTier = _enum(FlagTier)
+    rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    routes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    day: float | None = None  # days since the procedure when the source arrived
+    status: FlagStatus = _enum(FlagStatus, FlagStatus.open)
+    disposition: FlagDisposition | None = Field(
+        default=None, sa_type=SAEnum(FlagDisposition, native_enum=False, create_constraint=False, length=20),
+        nullable=True,
+    )
+    resolution_note: str | None = Field(default=None, max_length=2000)
+    sla_due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)  # acknowledge (urgent) / review (review) by
+    human_now: bool = False  # a person must look at it now (top of the queue), without paging
+    escalation_level: int = -1  # highest page level sent: 0 primary, 1 backup, 2 admin (-1: not paged)
+    next_escalation_at: datetime | None = _ts(nullable=True)  # the next level is paged then, unless acknowledged
+    patient_told: str | None = Field(default=None, max_length=20)  # emergency, acknowledged, education, not_possible
+    acknowledged_by: int | None = Field(default=None, foreign_key="staff_user.id")
+    acknowledged_at: datetime | None = _ts(nullable=True)
+    resolved_by: int | None = Field(default=None, foreign_key="staff_user.id")
+    resolved_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class FlagPage(SQLModel, table=True):
+    """One page about a flag to one staff member on one channel: the flag's number and link, never PHI."""
+
+    __tablename__ = "flag_page"
+    __table_args__ = (
+        UniqueConstraint("flag_id", "tier", "level", "channel", name="uq_flag_page_level"),
+        Index("ix_flag_page_status", "status", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    flag_id: int = Field(foreign_key="flag.id", index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    tier: FlagTier = _enum(FlagTier)  # the flag's tier when paged (an upgrade to emergency pages again)
+    level: int  # 0 primary on call, 1 backup, 2 admin
+    role: str = Field(max_length=10)  # primary, backup, admin
+    channel: Channel = _enum(Channel)
+    to_address: str = Field(max_length=254)
+    language: Language = _enum(Language, Language.en)
+    status: TouchpointStatus = _enum(TouchpointStatus, TouchpointStatus.scheduled)
+    attempts: int = 0
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    provider: str | None = Field(default=None, max_length=20)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    error_code: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _created()
+    sent_at: datetime | None = _ts(nullable=True)  # handed to the provider
+
+
+class FlagNote(SQLModel, table=True):
+    """A note on a flag: written by staff, a message sent to the patient, or the resolution."""
+
+    __tablename__ = "flag_note"
+    id: int | None = Field(default=None, primary_key=True)
+    flag_id: int = Field(foreign_key="flag.id", index=True)
+    staff_id: int = Field(foreign_key="staff_user.id")
+    kind: str = Field(max_length=20)  # note, message, resolution, visit
+    body: str = Field(sa_type=Text, nullable=False)
+    created_at: datetime = _created()
+
+
+class TriageRequest(SQLModel, table=True):
+    """A stored answer or free-text message to triage, one row per source; the ticker finds those no flow did."""
+
+    __tablename__ = "triage_request"
+    __table_args__ = (
+        UniqueConstraint("source_kind", "source_id", name="uq_triage_request_source"),
+        Index("ix_triage_request_status_created", "status", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source_kind: str = Field(max_length=10)  # answer (survey_answer.id) or message (inbound_message.id)
+    source_id: int
+    patient_id: int | None = Field(default=None, foreign_key="patient.id")
+    text_kind: str | None = Field(default=None, max_length=12)  # free_text, keyword, answer; None = the engine decides
+    status: TriageStatus = _enum(TriageStatus, TriageStatus.pending)
+    attempts: int = 0
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    severity: str | None = Field(default=None, max_length=10)  # emergency ... none (the result)
+    rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # the dry-run dict
+    flag_id: int | None = Field(default=None, foreign_key="flag.id")
+    error: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _created()
+    triaged_at: datetime | None = _ts(nullable=True)

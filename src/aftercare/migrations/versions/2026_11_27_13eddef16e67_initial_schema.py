@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: ffdbeb0b185d
+Revision ID: 13eddef16e67
 Revises: 
-Create Date: 2026-11-27 13:14:29.909980
+Create Date: 2026-11-27 13:21:55.740404
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 import aftercare.timeutil
 
 
-revision = 'ffdbeb0b185d'
+revision = '13eddef16e67'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -528,11 +528,144 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('response_id', 'instrument_id', name='uq_survey_score_instrument')
     )
+    op.create_table('flag',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('clinic_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('procedure_id', sa.Integer(), nullable=True),
+    sa.Column('source_kind', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('inbound_id', sa.Integer(), nullable=True),
+    sa.Column('answer_id', sa.Integer(), nullable=True),
+    sa.Column('response_id', sa.Integer(), nullable=True),
+    sa.Column('tier', sa.Enum('emergency', 'urgent', 'review', 'routine', name='flagtier', native_enum=False, length=20), nullable=False),
+    sa.Column('rules', sa.JSON(), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('routes', sa.JSON(), nullable=False),
+    sa.Column('day', sa.Float(), nullable=True),
+    sa.Column('status', sa.Enum('open', 'acknowledged', 'resolved', name='flagstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('disposition', sa.Enum('called_patient', 'visit_booked', 'sent_to_er', 'no_action_needed', name='flagdisposition', native_enum=False, length=20), nullable=True),
+    sa.Column('resolution_note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('sla_due_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('human_now', sa.Boolean(), nullable=False),
+    sa.Column('escalation_level', sa.Integer(), nullable=False),
+    sa.Column('next_escalation_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('patient_told', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('acknowledged_by', sa.Integer(), nullable=True),
+    sa.Column('acknowledged_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_by', sa.Integer(), nullable=True),
+    sa.Column('resolved_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['acknowledged_by'], ['staff_user.id'], ),
+    sa.ForeignKeyConstraint(['answer_id'], ['survey_answer.id'], ),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
+    sa.ForeignKeyConstraint(['inbound_id'], ['inbound_message.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['procedure_id'], ['procedure.id'], ),
+    sa.ForeignKeyConstraint(['resolved_by'], ['staff_user.id'], ),
+    sa.ForeignKeyConstraint(['response_id'], ['survey_response.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('flag', schema=None) as batch_op:
+        batch_op.create_index('ix_flag_clinic_status', ['clinic_id', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_flag_inbound_id'), ['inbound_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_flag_patient_id'), ['patient_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_flag_response_id'), ['response_id'], unique=False)
+        batch_op.create_index('ix_flag_status_escalation', ['status', 'next_escalation_at'], unique=False)
+
+    op.create_table('flag_note',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('flag_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['flag_id'], ['flag.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('flag_note', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_flag_note_flag_id'), ['flag_id'], unique=False)
+
+    op.create_table('flag_page',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('flag_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('tier', sa.Enum('emergency', 'urgent', 'review', 'routine', name='flagtier', native_enum=False, length=20), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('channel', sa.Enum('sms', 'email', name='channel', native_enum=False, length=20), nullable=False),
+    sa.Column('to_address', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('language', sa.Enum('en', 'es', name='language', native_enum=False, length=20), nullable=False),
+    sa.Column('status', sa.Enum('scheduled', 'held', 'sending', 'sent', 'delivered', 'answered', 'failed', 'skipped', 'cancelled', 'merged', name='touchpointstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('lease_expires_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('provider_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('error_code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['flag_id'], ['flag.id'], ),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('flag_id', 'tier', 'level', 'channel', name='uq_flag_page_level')
+    )
+    with op.batch_alter_table('flag_page', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_flag_page_flag_id'), ['flag_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_flag_page_provider_id'), ['provider_id'], unique=False)
+        batch_op.create_index('ix_flag_page_status', ['status', 'created_at'], unique=False)
+
+    op.create_table('triage_request',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source_kind', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('source_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('text_kind', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
+    sa.Column('status', sa.Enum('pending', 'running', 'done', 'failed', name='triagestatus', native_enum=False, length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('lease_expires_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('severity', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+    sa.Column('rules', sa.JSON(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('flag_id', sa.Integer(), nullable=True),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('created_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('triaged_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['flag_id'], ['flag.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source_kind', 'source_id', name='uq_triage_request_source')
+    )
+    with op.batch_alter_table('triage_request', schema=None) as batch_op:
+        batch_op.create_index('ix_triage_request_status_created', ['status', 'created_at'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('triage_request', schema=None) as batch_op:
+        batch_op.drop_index('ix_triage_request_status_created')
+
+    op.drop_table('triage_request')
+    with op.batch_alter_table('flag_page', schema=None) as batch_op:
+        batch_op.drop_index('ix_flag_page_status')
+        batch_op.drop_index(batch_op.f('ix_flag_page_provider_id'))
+        batch_op.drop_index(batch_op.f('ix_flag_page_flag_id'))
+
+    op.drop_table('flag_page')
+    with op.batch_alter_table('flag_note', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_flag_note_flag_id'))
+
+    op.drop_table('flag_note')
+    with op.batch_alter_table('flag', schema=None) as batch_op:
+        batch_op.drop_index('ix_flag_status_escalation')
+        batch_op.drop_index(batch_op.f('ix_flag_response_id'))
+        batch_op.drop_index(batch_op.f('ix_flag_patient_id'))
+        batch_op.drop_index(batch_op.f('ix_flag_inbound_id'))
+        batch_op.drop_index('ix_flag_clinic_status')
+
+    op.drop_table('flag')
     op.drop_table('survey_score')
     with op.batch_alter_table('survey_link', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_survey_link_response_id'))
