@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from aftercare import audit
 from aftercare.consent import active_suppressions, address_of, blocking
 from aftercare.dispatch.policy import Action, Facts, Verdict, channel_problem, decide
-from aftercare.messaging.context import contexts
+from aftercare.messaging.context import touchpoint_context
 from aftercare.models import (
     OPEN_TOUCHPOINT_STATUSES,
     Channel,
@@ -38,10 +38,12 @@ from aftercare.models import (
     Language,
     Patient,
     Procedure,
+    ProtocolSnapshot,
     Touchpoint,
     TouchpointKind,
     TouchpointStatus,
 )
+from aftercare.protocols.schema import Protocol
 
 COUNTED_STATUSES = (
     TouchpointStatus.sending,
@@ -239,9 +241,51 @@ def claim_batch(
         session.add(tp)
         sending.append((tp, patient, clinic))
     session.flush()
-    built = contexts(session=session, touchpoints=[tp for tp, _, _ in sending])
-    result.jobs = [_job(tp, patient, clinic, built[tp.id or 0], now) for tp, patient, clinic in sending]
+    procedures = {tp.procedure_id: procedure for tp, procedure, _, _ in loaded}
+    missing: set[tuple[str, str]] = set()
+    result.jobs = [
+        _job(tp, patient, clinic, _context(session, tp, procedures[tp.procedure_id], patient, clinic, missing), now)
+        for tp, patient, clinic in sending
+    ]
     return result
+
+
+_protocols: dict[tuple[str, str], Protocol] = {}
+
+
+def _protocol(session: Session, procedure: Procedure, missing: set[tuple[str, str]]) -> Protocol | None:
+    """The protocol a plan was built from; a stored version never changes (plans.ensure_snapshot), so it is cached."""
+    ident = (procedure.protocol_id, procedure.protocol_version)
+    if ident in _protocols:
+        return _protocols[ident]
+    if ident in missing:
+        return None
+    snapshot = session.exec(
+        select(ProtocolSnapshot).where(ProtocolSnapshot.protocol_id == ident[0], ProtocolSnapshot.version == ident[1])
+    ).first()
+    if snapshot is None:
+        missing.add(ident)  # for this batch only: it may be stored later
+        return None
+    _protocols[ident] = Protocol.model_validate(snapshot.body)
+    return _protocols[ident]
+
+
+def _context(
+    session: Session,
+    tp: Touchpoint,
+    procedure: Procedure,
+    patient: Patient,
+    clinic: Clinic,
+    missing: set[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The template variables, built while the rows are at hand (messaging.context)."""
+    protocol = _protocol(session, procedure, set() if missing is None else missing)
+    context = touchpoint_context(tp, patient=patient, clinic=clinic, protocol=protocol)
+    if tp.kind == TouchpointKind.visit_offer or (tp.payload or {}).get("appointment_id"):
+        from aftercare.bookings.offers import booking_context  # offers: the times and link; visits: time, .ics
+
+        context.update(booking_context(session, tp))
+    return context
 
 
 def _switch(session: Session, tp: Touchpoint, verdict: Verdict, *, owner: str) -> None:
@@ -320,7 +364,7 @@ def job_for(session: Session, tp: Touchpoint) -> Job | None:
     procedure = session.get(Procedure, tp.procedure_id)
     patient = session.get(Patient, tp.patient_id)
     clinic = session.get(Clinic, procedure.clinic_id) if procedure else None
-    if patient is None or clinic is None or not address_of(patient, tp.channel):
+    if procedure is None or patient is None or clinic is None or not address_of(patient, tp.channel):
         return None
-    context = contexts(session=session, touchpoints=[tp])[tp.id or 0]
+    context = _context(session, tp, procedure, patient, clinic)
     return _job(tp, patient, clinic, context, tp.attempted_at or tp.updated_at)

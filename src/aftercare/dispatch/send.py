@@ -59,10 +59,8 @@ def send_job(
             outcome = record_failure(session, attempt, unexpected, provider.name, settings, clock())
             session.commit()
         return outcome
-    with Session(engine, expire_on_commit=False) as session:
-        outcome = record_sent(session, attempt, receipt, provider.name, clock())
-        session.commit()
-    return outcome
+    with engine.begin() as conn:
+        return record_sent(conn, attempt, receipt, provider.name, clock())
 
 
 def _not_composed(engine: Engine, attempt: Attempt, why: str, now: datetime) -> Outcome:
