@@ -160,6 +160,19 @@ class Settings(BaseSettings):
         300, ge=10, description="signed SendGrid events older (or newer) than this are refused as replays"
     )
 
+    # Surveys (SMS conversations, web forms, reminders).
+    survey_sms_link: bool = Field(
+        True, description="SMS survey and check-in invitations carry the web-form link too (answer by text or form)"
+    )
+    checkin_reminder_time: str = Field(
+        "12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="local time (HH:MM) of the next-day reminder for an unanswered early check-in",
+    )
+    survey_reminder_days: list[int] = Field(
+        [2, 5], description="days after an outcome survey's invitation that reminders go out, inside its window "
+        "(JSON list; a protocol setting `survey_reminder_days: \"2,5\"` overrides it)",
+    )
+
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

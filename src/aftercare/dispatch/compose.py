@@ -45,6 +45,9 @@ def composer(settings: Settings) -> Composer:
 
 def reply_composer(settings: Settings) -> ReplyComposer:
     def compose(reply: OutboundReply, clinic: Clinic | None) -> OutboundMessage:
+        if reply.body is not None:  # written when it was queued (a survey question)
+            return OutboundMessage(message_id=f"re-{reply.id}", channel=reply.channel, to=reply.to_address,
+                                   body=reply.body)
         if clinic is None:
             raise ValueError(f"reply {reply.id}: no clinic to answer for")
         context = patient_context(clinic=clinic, language=reply.language)

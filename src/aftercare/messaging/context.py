@@ -5,7 +5,9 @@ Touchpoints add: kind, key, settings (protocol settings over GUIDANCE_DEFAULTS, 
                  a label), phase (rehab phase: number, exercises [{name, short, how, dose}], avoid,
                  gated), survey ({id, minutes, until}), visit ({when, mode, mode_key}), slots ([])
 Extra keys (e.g. `failed_channel` for channel_switch_notice, `slots` for visit offers, `visit` for
-booking messages) are passed in `extra`. Only first name and clinic travel: never a diagnosis,
+booking messages) are passed in `extra`. A check-in/survey invitation or survey reminder that belongs to
+a database session (the dispatcher's claim) gets its signed survey link (`aftercare.surveys.tokens`,
+the same link each time it is rendered) unless `link` is given. Only first name and clinic travel: never a diagnosis,
 procedure, side or date of birth.
 
 Contexts are plain JSON-able dicts: build them while the rows are at hand, render anywhere.
@@ -22,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 import yaml
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from aftercare.models import Clinic, Language, Patient, Procedure, ProtocolSnapshot, Touchpoint, TouchpointKind
@@ -137,6 +140,7 @@ def touchpoint_context(
     """Everything the touchpoint's template may use (see the module docstring)."""
     lang = Language(patient.language).value
     labels = phrases(templates_dir or get_settings().templates_dir)
+    link = link if link is not None else _survey_link(touchpoint)
     context = patient_context(clinic=clinic, patient=patient, link=link)
     settings = {**GUIDANCE_DEFAULTS, **(protocol.settings if protocol else {})}
     analgesic = str(settings["allowed_analgesic"])
@@ -155,6 +159,16 @@ def touchpoint_context(
     )
     context.update(extra or {})
     return context
+
+
+def _survey_link(touchpoint: Touchpoint) -> str | None:
+    """The signed link of a check-in/survey invitation or reminder, issued in the row's own session."""
+    session = object_session(touchpoint)
+    if session is None or touchpoint.id is None:
+        return None
+    from aftercare.surveys.tokens import links_for_touchpoints
+
+    return links_for_touchpoints(session, [touchpoint], get_settings()).get(touchpoint.id)  # type: ignore[arg-type]
 
 
 def _phase(protocol: Protocol | None, phase_id: str | None, lang: str, labels: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,8 +9,9 @@ Order of work, all in one short transaction:
    confirmation (Twilio only confirms its own keywords);
 4. START/UNSTOP: SMS consent again (confirmed by us only for words Twilio does not know); HELP/AYUDA:
    a help reply (clinic phone, no PHI) through the reply outbox;
-5. anything else from a patient: a task for a coordinator (the surveys issue parses answers later);
-   from an unknown number: a task and one polite reply.
+5. anything else from a patient: the conversation router (`aftercare.surveys.router`): an answer to the
+   survey question the patient was last asked (the next question as the reply), else free text for a
+   coordinator; from an unknown number: a task and one polite reply.
 Nothing is ever sent from here: replies go to `outbound_reply` and the dispatcher sends them.
 """
 
@@ -144,10 +145,9 @@ def receive_sms(session: Session, *, params: dict[str, str], settings: Settings)
         if settings.sms_help_reply and twilio_verdict is None:
             result.reply_id = _reply(session, inbound, HELP_TEMPLATE, language)
     elif patients:
-        tasks.open_task(
-            session, kind="patient_reply", title="Reply from a patient", clinic_id=inbound.clinic_id,
-            patient_id=inbound.patient_id, inbound_id=inbound_id, dedupe_key=f"patient_reply:{inbound_id}",
-        )
+        from aftercare.surveys.router import on_patient_text
+
+        result.reply_id = on_patient_text(session, inbound=inbound, patients=patients, settings=settings)
     else:
         tasks.open_task(
             session, kind="unknown_sender", title="SMS from a number that matches no patient",

@@ -1,0 +1,121 @@
+"""Survey test helpers: survey touchpoints on real plans, signed inbound SMS, texts seen at the fake Twilio."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from aftercare.db import get_engine
+from aftercare.dispatch.service import DispatchReport, dispatch_due
+from aftercare.messaging.registry import providers
+from aftercare.models import (
+    Channel,
+    Clinic,
+    CoordinatorTask,
+    Patient,
+    Procedure,
+    SurveyAnswer,
+    SurveyResponse,
+    Touchpoint,
+    TouchpointKind,
+)
+from aftercare.plans import ensure_snapshot
+from aftercare.protocols import ProtocolRegistry
+from aftercare.settings import Settings
+from aftercare.timeutil import utcnow
+from tests.dispatch_helpers import make_procedure, make_touchpoint
+from tests.fakes import FakeProviders
+from tests.fakes.signing import twilio_inbound
+
+PUBLIC = "https://aftercare.example"
+SMS_PATH = "/webhooks/twilio/sms"
+PROTOCOL = "msc-knee-injection"
+LINK = re.compile(r"https://aftercare\.example/s/([A-Za-z0-9_-]{22})")
+
+
+def snapshot(session: Session, settings: Settings) -> None:
+    """Store the protocol the procedures of these tests are built on."""
+    ensure_snapshot(session, ProtocolRegistry.from_dir(settings.config_dir / "protocols").get(PROTOCOL))
+    session.commit()
+
+
+def survey_touchpoint(
+    session: Session,
+    clinic: Clinic,
+    patient: Patient,
+    *,
+    kind: TouchpointKind = TouchpointKind.checkin,
+    key: str = "checkin_d3",
+    survey: str = "checkin",
+    channel: Channel = Channel.sms,
+    due: datetime | None = None,
+    window: timedelta = timedelta(hours=8),
+    procedure: Procedure | None = None,
+) -> Touchpoint:
+    """A due check-in (or survey) invitation like the plan's, on a procedure of its own unless given."""
+    due = due or utcnow() - timedelta(minutes=1)
+    procedure = procedure or make_procedure(session, clinic, patient)
+    template = "checkin_invite" if kind == TouchpointKind.checkin else "survey_invite"
+    return make_touchpoint(
+        session, procedure, key=key, kind=kind, template=template, channel=channel,
+        clinical=kind == TouchpointKind.checkin, planned_at=due, due_at=due, window_end=due + window,
+        payload={"survey": survey},
+    )
+
+
+def dispatch(settings: Settings, clock: Callable[[], datetime] = utcnow) -> DispatchReport:
+    engine = get_engine()
+    return dispatch_due(settings, engine=engine, providers=providers(settings, engine=engine), clock=clock)
+
+
+def post_sms(client: TestClient, from_: str, body: str, **extra: str) -> httpx.Response:
+    form, headers = twilio_inbound(PUBLIC + SMS_PATH, from_, body, **extra)
+    return client.post(SMS_PATH, data=form, headers=headers)
+
+
+def texts_to(fake: FakeProviders, number: str) -> list[str]:
+    return [sms.body for sms in fake.sent_sms if sms.to == number]
+
+
+def response_of(session: Session, tp: Touchpoint) -> SurveyResponse:
+    session.expire_all()
+    found = session.exec(
+        select(SurveyResponse).where(SurveyResponse.procedure_id == tp.procedure_id,
+                                     SurveyResponse.touchpoint_key == tp.key)
+    ).first()
+    assert found is not None, f"no survey response for {tp.key}"
+    return found
+
+
+def counting_answers(session: Session, response: SurveyResponse) -> dict[str, Any]:
+    rows = session.exec(
+        select(SurveyAnswer).where(SurveyAnswer.response_id == response.id, col(SurveyAnswer.counts).is_(True))
+        .order_by(col(SurveyAnswer.id))
+    )
+    return {row.item_id: row.value for row in rows}
+
+
+def tasks_of(session: Session, kind: str | None = None) -> list[CoordinatorTask]:
+    session.expire_all()
+    query = select(CoordinatorTask).order_by(col(CoordinatorTask.id))
+    if kind is not None:
+        query = query.where(CoordinatorTask.kind == kind)
+    return list(session.exec(query))
+
+
+def count(session: Session, model: type) -> int:
+    return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+def reload(session: Session, row: Any) -> Any:
+    session.expire_all()
+    fresh = session.get(type(row), row.id)
+    assert fresh is not None
+    return fresh
