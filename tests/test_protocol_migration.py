@@ -219,3 +219,53 @@ def test_a_move_to_another_day_releases_rows_merged_into_it(
     assert (released.status, released.merged_into_id, released.cancel_reason) == (
         TouchpointStatus.scheduled, None, None
     )
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, config_dir: Path, *args: str) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from aftercare.cli import app
+    from aftercare.settings import get_settings
+
+    monkeypatch.setenv("AFTERCARE_CONFIG_DIR", str(config_dir))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["protocol", "migrate", *args])
+    get_settings.cache_clear()
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_previews_then_applies(
+    session: Session, settings: Settings, registry: ProtocolRegistry, v2: Protocol, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    procedure_id = _record(session, settings, registry, "PROC-1")
+    before = _snapshot(session, procedure_id)
+
+    code, out, err = _cli(monkeypatch, tmp_path / "config", "--protocol", PROTOCOL, "--dry-run")
+
+    assert code == 0, err
+    assert f"procedure {procedure_id} (PROC-1)" in out and "1.0.0 -> 1.1.0" in out and "dry run" in out
+    moved = next(line for line in out.splitlines() if "checkin_d5" in line)
+    assert moved.split()[:3] == ["moved", "checkin_d5", "sms"] and moved.count("10:00") == 2 and "->" in moved
+    assert "(cancelled)" in next(line for line in out.splitlines() if "rehab_p4" in line)
+    assert "total: 2 moved, 1 added, 1 removed, 1 changed" in out  # check-in day 1 is not sent here
+    assert "run again without --dry-run to apply" in out
+    assert _snapshot(session, procedure_id) == before
+
+    code, out, err = _cli(monkeypatch, tmp_path / "config", "--protocol", PROTOCOL)
+    assert code == 0, err
+    assert "(applied, one transaction per procedure)" in out
+    assert _rows(session, procedure_id)["rehab_p4"].status == TouchpointStatus.cancelled
+
+    code, out, err = _cli(monkeypatch, tmp_path / "config", "--protocol", PROTOCOL, "--dry-run")
+    assert code == 0 and "0 active procedure(s)" in out
+
+
+def test_cli_names_the_bad_option(
+    session: Session, settings: Settings, v2: Protocol, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = _cli(monkeypatch, tmp_path / "config", "--protocol", "no-such-protocol", "--dry-run")
+    assert code == 2 and err.startswith("error: protocol: unknown protocol 'no-such-protocol'")
+    code, out, err = _cli(monkeypatch, tmp_path / "config", "--protocol", PROTOCOL, "--to-version", "7.0")
+    assert code == 2 and err.startswith("error: --to-version: protocol msc-knee-injection has no version '7.0'")
+    assert "Traceback" not in out + err

@@ -7,9 +7,8 @@ from datetime import datetime
 import typer
 
 from aftercare import protocol_migration
-from aftercare.errors import ConflictError, InputError
+from aftercare.cli.common import ACTOR, errors, registry
 from aftercare.protocol_migration import MigrationReport, ProcedureMigration
-from aftercare.protocols import ProtocolError, ProtocolRegistry
 from aftercare.settings import get_settings
 
 
@@ -66,19 +65,8 @@ def migrate(
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would change; write nothing"),
 ) -> None:
     """Move active procedures on an older version of a protocol to a new one (unsent touchpoints only)."""
-    settings = get_settings()
-    try:
-        current = ProtocolRegistry.from_dir(settings.config_dir / "protocols").get(protocol)
-    except ProtocolError as exc:
-        typer.echo(f"error: protocol: {exc}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        report = protocol_migration.migrate(protocol=current, to_version=to_version, dry_run=dry_run, actor="cli")
-    except InputError as exc:
-        typer.echo(f"error: {exc.field}: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    except ConflictError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with errors({"to_version": "--to-version"}, conflict="protocol"):
+        current = registry(get_settings()).get(protocol)
+        report = protocol_migration.migrate(protocol=current, to_version=to_version, dry_run=dry_run, actor=ACTOR)
     for line in render(report):
         typer.echo(line)
