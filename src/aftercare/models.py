@@ -665,7 +665,7 @@ class FlagPage(SQLModel, table=True):
 
     __tablename__ = "flag_page"
     __table_args__ = (
-        UniqueConstraint("flag_id", "tier", "level", "channel", name="uq_flag_page_level"),
+        UniqueConstraint("flag_id", "tier", "level", "channel", "staff_id", name="uq_flag_page_level"),
         Index("ix_flag_page_status", "status", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 13eddef16e67
+Revision ID: 23930d9a7425
 Revises: 
-Create Date: 2026-11-27 13:21:55.740404
+Create Date: 2026-11-27 13:24:02.269412
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 import aftercare.timeutil
 
 
-revision = '13eddef16e67'
+revision = '23930d9a7425'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -608,7 +608,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['flag_id'], ['flag.id'], ),
     sa.ForeignKeyConstraint(['staff_id'], ['staff_user.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('flag_id', 'tier', 'level', 'channel', name='uq_flag_page_level')
+    sa.UniqueConstraint('flag_id', 'tier', 'level', 'channel', 'staff_id', name='uq_flag_page_level')
     )
     with op.batch_alter_table('flag_page', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_flag_page_flag_id'), ['flag_id'], unique=False)
