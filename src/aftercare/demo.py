@@ -178,6 +178,8 @@ def seed(
     _seed_token(session, settings)
     physician = next(s.email for s in STAFF if s.on_call)
     for index, patient in enumerate(PATIENTS):
+        if patient.day > settings.max_past_days - 1 or -patient.day > settings.max_future_days - 1:
+            continue  # outside what this installation accepts (AFTERCARE_MAX_PAST_DAYS / _FUTURE_DAYS)
         for knee in patient.knees:
             external_id = patient.mrn if len(patient.knees) == 1 else f"{patient.mrn}-{knee[0].upper()}"
             procedure_id, written, new_patient = _seed_procedure(
