@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="port `aftercare serve` binds")
     config_dir: Path = Field(default_factory=lambda: _default_dir("config"), description="protocols, clinic")
     templates_dir: Path = Field(default_factory=lambda: _default_dir("templates"), description="message/web")
+    calendar_file: Path | None = Field(
+        None, description="the clinic calendar for bookings (physicians, hours, slots); unset = <config_dir>/clinic.yaml"
+    )
     default_phone_region: str = Field("US", description="region for phone numbers written without +country")
     default_timezone: str = Field("America/New_York", description="patient zone when none is given")
     default_language: Literal["en", "es"] = Field("en", description="patient language when none is given")
@@ -171,6 +174,15 @@ class Settings(BaseSettings):
     survey_reminder_days: list[int] = Field(
         [2, 5], description="days after an outcome survey's invitation that reminders go out, inside its window "
         "(JSON list; a protocol setting `survey_reminder_days: \"2,5\"` overrides it)",
+    )
+
+    # Triage, flags and paging.
+    oncall_file: Path | None = Field(
+        None, description="the on-call rota and escalation times for flag pages; unset = <config_dir>/oncall.yaml"
+    )
+    triage_grace_seconds: int = Field(
+        30, ge=5, le=3600,
+        description="a stored answer or message still untriaged this long (its flow never ran) is triaged by the ticker",
     )
 
     @field_validator("default_timezone")

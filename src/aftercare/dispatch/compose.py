@@ -11,7 +11,7 @@ from datetime import datetime
 from aftercare.dispatch.claim import Job
 from aftercare.dispatch.replies import ReplyComposer
 from aftercare.dispatch.send import Composer
-from aftercare.messaging.base import OutboundMessage
+from aftercare.messaging.base import Attachment, OutboundMessage
 from aftercare.messaging.context import patient_context
 from aftercare.messaging.render import render
 from aftercare.models import Channel, Clinic, OutboundReply
@@ -38,9 +38,16 @@ def composer(settings: Settings) -> Composer:
             subject=rendered.subject,
             html=rendered.html,
             validity_seconds=validity_seconds(job.window_end, settings) if job.channel == Channel.sms else None,
+            attachments=attachments(job) if job.channel == Channel.email else (),
         )
 
     return compose
+
+
+def attachments(job: Job) -> tuple[Attachment, ...]:
+    """Files the context asks to attach (`attachments`: [{filename, content_type, content}], e.g. a visit's .ics)."""
+    return tuple(Attachment(str(a["filename"]), str(a["content_type"]), str(a["content"]))
+                 for a in job.context.get("attachments") or ())
 
 
 def reply_composer(settings: Settings) -> ReplyComposer:

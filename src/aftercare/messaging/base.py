@@ -18,6 +18,15 @@ class FailureKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email (e.g. a visit's .ics invite). SMS providers ignore attachments."""
+
+    filename: str
+    content_type: str
+    content: str
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """What to send. `message_id` is opaque (no PHI) and travels in callbacks and custom_args."""
 
@@ -28,6 +37,7 @@ class OutboundMessage:
     subject: str | None = None
     html: str | None = None
     validity_seconds: int | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)

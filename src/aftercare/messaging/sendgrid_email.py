@@ -17,6 +17,7 @@ Event Webhook (which echoes `m`) and a grace period.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import threading
@@ -30,6 +31,10 @@ from sendgrid.helpers.mail import (
     Asm,
     ClickTracking,
     CustomArg,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
     From,
     GroupId,
     Mail,
@@ -37,6 +42,7 @@ from sendgrid.helpers.mail import (
     To,
     TrackingSettings,
 )
+from sendgrid.helpers.mail import Attachment as SGAttachment
 
 from aftercare.messaging.base import DeliveryError, FailureKind, OutboundMessage, SendReceipt
 from aftercare.messaging.mask import mask_address
@@ -104,6 +110,11 @@ class SendGridEmail:
             html_content=message.html,
         )
         mail.custom_arg = CustomArg(ID_ARG, message.message_id)
+        for item in message.attachments:
+            mail.add_attachment(SGAttachment(
+                FileContent(base64.b64encode(item.content.encode("utf-8")).decode("ascii")), FileName(item.filename),
+                FileType(item.content_type), Disposition("attachment"),
+            ))
         if self.unsubscribe_group_id is not None:
             mail.asm = Asm(GroupId(self.unsubscribe_group_id))
         # No tracking redirects or pixels: signed links must reach us untouched (messaging.md §6).
