@@ -307,9 +307,3 @@ def _unclear(turn: _Turn) -> int | None:
         return _late(turn)
     return turn.say(notify.UNCLEAR, slots=notify.slot_labels(slots, turn.scope.patient), booked=booked is not None)
 
-
-def register() -> None:
-    """Route booking conversations here (called when the app, the ticker or a test starts)."""
-    from aftercare.surveys import router
-
-    router.register(state.BOOKING, on_booking_text)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from sqlmodel import Session
 
+from aftercare.bookings.conversation import on_booking_text
 from aftercare.models import Conversation, InboundMessage, Patient
 from aftercare.settings import Settings
 from aftercare.surveys import state
@@ -22,7 +23,7 @@ from aftercare.surveys.responses import activate_sent
 from aftercare.timeutil import utcnow
 
 Handler = Callable[[Session, Conversation, InboundMessage, Patient, Settings], int | None]
-HANDLERS: dict[str, Handler] = {state.SURVEY: on_survey_reply}
+HANDLERS: dict[str, Handler] = {state.SURVEY: on_survey_reply, state.BOOKING: on_booking_text}
 
 
 def register(kind: str, handler: Handler) -> None:
