@@ -304,8 +304,11 @@ def _differences(row: _Row, stored: Procedure, patient_id: int | None, ctx: _Con
         "baseline_koos_jr": (stored.baseline_koos_jr, row.data.baseline_koos_jr),
     }
     found = []
-    if patient_id != stored.patient_id:
-        found.append(("external_id", f"{stored.external_id} is already stored for another patient"))
+    # The row names another patient when it matches one (MRN, else phone + last name) or carries an MRN
+    # no patient has; a row that cannot be matched (email only) is taken as the stored procedure's patient.
+    if (patient_id is not None and patient_id != stored.patient_id) or (patient_id is None and row.data.patient.mrn):
+        found.append(("external_id", f"{stored.external_id} is already stored for another patient "
+                                     "(MRN, or phone and last name, differ)"))
     for name, (was, now) in pairs.items():
         if was != now:
             shown = was.isoformat() if isinstance(was, datetime) else (was.value if hasattr(was, "value") else was)

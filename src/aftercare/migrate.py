@@ -31,5 +31,19 @@ def heads(url: str = "sqlite://") -> list[str]:
     return list(ScriptDirectory.from_config(alembic_config(url)).get_heads())
 
 
+def current(url: str) -> list[str]:
+    """The revision(s) the database is at; empty when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    from aftercare.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+
+
 def revision(url: str, message: str) -> None:
     command.revision(alembic_config(url), message=message, autogenerate=True)
