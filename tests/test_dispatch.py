@@ -115,6 +115,24 @@ def test_claim_time_rechecks_procedure_lateness_and_consent(
     assert gone.attempts == stale.attempts == 0 and gone.lease_owner is None
 
 
+def test_lateness_follows_each_kinds_window_a_late_checkin_is_skipped_a_late_survey_still_goes(
+    dispatch_settings: Settings, session: Session, clinic: Clinic, fake_providers: FakeProviders
+) -> None:
+    procedure = make_procedure(session, clinic, make_patient(session, clinic))
+    ten_hours_ago, ten_days_ago = utcnow() - timedelta(hours=10), utcnow() - timedelta(days=10)
+    checkin = make_touchpoint(session, procedure, kind=TouchpointKind.checkin, template="checkin_invite",
+                              planned_at=ten_hours_ago, due_at=ten_hours_ago,
+                              window_end=ten_hours_ago + timedelta(hours=8), payload={"survey": "checkin"})
+    survey = make_touchpoint(session, procedure, kind=TouchpointKind.survey, template="survey_invite",
+                             planned_at=ten_days_ago, due_at=ten_days_ago, clinical=False,
+                             window_end=ten_days_ago + timedelta(days=30), payload={"survey": "mo6"})
+    run(dispatch_settings)
+    checkin, survey = reload(session, checkin), reload(session, survey)
+    assert (checkin.status, checkin.cancel_reason) == (TouchpointStatus.skipped, STALE)
+    assert survey.status == TouchpointStatus.sent
+    assert [s.message_id for s in fake_providers.sent_sms] == [f"tp-{survey.id}"]
+
+
 def test_quiet_hours_hold_until_the_patients_morning(
     dispatch_settings: Settings, session: Session, clinic: Clinic, fake_providers: FakeProviders
 ) -> None:
