@@ -142,7 +142,8 @@ def test_cancel_and_move(session: Session, clinic: Clinic) -> None:
     code, out, err = run("procedure", "cancel", str(procedure.id), "--reason", "patient moved away")
     assert code == 0, err
     open_left = session.exec(
-        select(Touchpoint).where(Touchpoint.procedure_id == procedure.id, Touchpoint.status == TouchpointStatus.scheduled)
+        select(Touchpoint).where(Touchpoint.procedure_id == procedure.id,
+                                 Touchpoint.status == TouchpointStatus.scheduled)
     ).all()
     assert open_left == []
     cancelled = session.exec(select(Touchpoint).where(Touchpoint.status == TouchpointStatus.cancelled)).all()
