@@ -324,3 +324,24 @@ def test_an_unknown_number_is_stored_for_staff_and_gets_a_polite_reply(
     assert (stored.patient_id, stored.clinic_id, stored.body) == (None, clinic.id, "Hola, ¿a qué hora abren?")
     assert session.exec(select(CoordinatorTask)).one().kind == "unknown_sender"
     assert [s.to for s in fake_providers.sent_sms] == ["+13055550123"]
+
+
+def test_a_status_callback_faster_than_the_create_response_is_no_error(
+    session: Session, clinic: Clinic
+) -> None:
+    from aftercare.dispatch.outcome import Attempt, Outcome, record_sent
+    from aftercare.messaging.base import SendReceipt
+    from aftercare.webhooks.delivery import apply_twilio_status
+
+    patient = make_patient(session, clinic)
+    tp = make_touchpoint(session, make_procedure(session, clinic, patient), status=TouchpointStatus.sending,
+                         lease_owner="me", attempts=1)
+    apply_twilio_status(session, message_sid="SM" + "a" * 32, status="sent", error_code=None,
+                        message_id=f"tp-{tp.id}")
+    session.commit()
+    attempt = Attempt(tp.id or 0, "me", 1, Channel.sms)
+    with get_engine().begin() as conn:
+        outcome = record_sent(conn, attempt, SendReceipt("SM" + "a" * 32, "accepted"), "twilio", tp.created_at)
+    assert outcome == Outcome.sent
+    tp = reload(session, tp)
+    assert (tp.status, tp.provider_id, tp.provider_status) == (TouchpointStatus.sent, "SM" + "a" * 32, "sent")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
@@ -83,6 +83,11 @@ def record_sent(
               "provider_status": receipt.status[:20], "now": now}
     result = db.execute(_MARK_SENT, params)
     if not getattr(result, "rowcount", 0):
+        stored = db.execute(
+            select(col(Touchpoint.provider_id)).where(col(Touchpoint.id) == attempt.touchpoint_id)
+        ).scalar_one_or_none()
+        if stored == receipt.provider_id:  # its status callback was faster and tied it already
+            return Outcome.sent
         log.error("touchpoint %s was sent (%s) but the row had moved on; check it", attempt.touchpoint_id,
                   receipt.provider_id)
         return Outcome.lost_lease
