@@ -180,18 +180,31 @@ def _advance(turn: _Turn) -> int | None:
     return turn.reply("survey_question", turn.question(following))
 
 
+def needs_help(
+    session: Session, *, response: SurveyResponse, patient: Patient, via: str, now: datetime,
+    inbound_id: int | None = None,
+) -> CoordinatorTask:
+    """Quick status "I need help": a high-priority task for a person at once (one per response)."""
+    how = "by SMS" if via == "sms" else "on the web form"
+    task = tasks.open_task(
+        session, kind="needs_help", title=f"Patient asked for help ({label(response.touchpoint_key)}): call now",
+        clinic_id=patient.clinic_id, patient_id=patient.id, touchpoint_id=response.touchpoint_id,
+        inbound_id=inbound_id, dedupe_key=f"needs_help:{response.id}",
+        detail=f"The patient answered \"I need help\" to the check-in {how}. Call them now.",
+    )
+    task.priority = TaskPriority.high
+    session.add(task)
+    response.handoff_at = response.handoff_at or now
+    response.updated_at = now
+    session.add(response)
+    return task
+
+
 def _handoff(turn: _Turn) -> int | None:
     """Quick status "1": a person now. The next question waits until the patient texts again."""
     response = turn.response
-    task = tasks.open_task(
-        turn.session, kind="needs_help", title=f"Patient asked for help ({label(response.touchpoint_key)}): call now",
-        clinic_id=turn.patient.clinic_id, patient_id=turn.patient.id, touchpoint_id=response.touchpoint_id,
-        inbound_id=turn.inbound.id, dedupe_key=f"needs_help:{response.id}",
-        detail="The patient answered 1 (I need help) to the check-in by SMS. Call them now.",
-    )
-    task.priority = TaskPriority.high
-    turn.session.add(task)
-    response.handoff_at, response.updated_at = turn.now, turn.now
+    needs_help(turn.session, response=response, patient=turn.patient, via="sms", now=turn.now,
+               inbound_id=turn.inbound.id)
     following = turn.next_item()
     if following is None:
         store.complete(turn.session, response, settings=turn.settings, now=turn.now, via="sms")
