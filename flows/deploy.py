@@ -74,6 +74,18 @@ DEPLOYMENTS: list[DeploymentSpec] = [
         interval_seconds=60,
         concurrency_limit=1,
     ),
+    DeploymentSpec(
+        flow="aftercare_flows.triage_response:triage_response",
+        name="triage-response",  # aftercare.orchestration.TRIAGE_DEPLOYMENT = "<flow name>/<this>"
+        description="Triage stored answers and free-text messages: flags, pages, patient texts (one run each).",
+    ),
+    DeploymentSpec(
+        flow="aftercare_flows.flags_tick:flags_tick",
+        name="flags-tick",
+        description="Every 60 s: escalate unacknowledged urgent flags (backup, then admin), triage stragglers.",
+        interval_seconds=60,
+        concurrency_limit=1,
+    ),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -91,3 +92,69 @@ def plan_stragglers(settings: Settings) -> int:
         log.error("built %d plan(s) without Prefect after %s: check the Prefect server", len(very_late), 5 * grace)
         return written
     return 0
+
+
+# -- triage-response: one flow run per stored answer or free-text message (coalesced inline) --------------------
+
+TRIAGE_DEPLOYMENT = "triage-response/triage-response"
+_triage_pool: ThreadPoolExecutor | None = None
+_triage_lock = threading.Lock()
+_triage_queued = False
+
+
+def _run_triage_inline(request_ids: list[int] | None) -> object:
+    from aftercare_flows.triage_response import triage_response
+
+    return triage_response(request_ids)
+
+
+def _drain_triage() -> object:
+    """One inline flow run over every pending request (requests arriving meanwhile queue the next run)."""
+    global _triage_queued
+    with _triage_lock:
+        _triage_queued = False
+    return _run_triage_inline(None)
+
+
+def _queue_triage_run() -> None:
+    global _triage_pool, _triage_queued
+    with _triage_lock:
+        if _triage_queued:
+            return
+        _triage_queued = True
+        if _triage_pool is None:
+            _triage_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aftercare-triage")
+    _triage_pool.submit(_drain_triage).add_done_callback(_log_triage_failure)
+
+
+def _log_triage_failure(future: Future[object]) -> None:
+    if (exc := future.exception()) is not None:
+        log.error("triage-response flow failed; the ticker triages what is left: %s", exc)
+
+
+def start_triage_flow(request_ids: Sequence[int], settings: Settings, *, wait: bool = False) -> None:
+    """Start `triage-response` for these triage requests, as `settings.flow_mode` says.
+
+    off: triaged here, now (tests, scripts). inline: a background flow run in this process; while one is queued,
+    more requests join it (a burst of messages costs one run, not one each). deployment: `run_deployment` for a
+    Prefect worker. Never raises for Prefect trouble: the requests stay pending and the ticker triages them.
+    """
+    ids = list(request_ids)
+    if not ids:
+        return
+    try:
+        if settings.flow_mode == "off":
+            from aftercare.flags.service import triage_requests
+
+            triage_requests(settings, ids)
+        elif settings.flow_mode == "deployment":
+            from prefect.deployments import run_deployment
+
+            run_deployment(TRIAGE_DEPLOYMENT, parameters={"request_ids": ids}, timeout=0,
+                           idempotency_key=f"triage:{','.join(map(str, ids))}")
+        elif wait:
+            _run_triage_inline(ids)
+        else:
+            _queue_triage_run()
+    except Exception as exc:  # Prefect down, network: the ticker picks these up
+        log.error("could not start triage-response for %s: %s", ids, exc)

@@ -23,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from aftercare.dispatch.service import dispatch_due
 from aftercare.orchestration import plan_stragglers
 from aftercare.settings import Settings
+from aftercare.surveys.service import surveys_tick
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Job:
 JOBS: list[Job] = [
     Job("plan-stragglers", plan_stragglers),
     Job("dispatch-due", dispatch_due),
+    Job("surveys-tick", surveys_tick),  # survey conversations: first questions, reminders, closing windows, misses
 ]
 
 

@@ -10,7 +10,7 @@ import typer
 app = typer.Typer(help="aftercare: follow-up after outpatient procedures.", no_args_is_help=True)
 
 # Command-group modules, in help order. Each defines `register(app: typer.Typer) -> None`.
-_GROUPS = ("serve", "db", "procedure", "protocol", "staff", "demo", "flows", "dispatch", "triage", "report")
+_GROUPS = ("serve", "db", "procedure", "protocol", "staff", "demo", "flows", "dispatch", "surveys", "triage", "report")
 
 
 def _load_groups() -> None:

@@ -18,7 +18,9 @@ from aftercare.db import make_engine
 from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
 from aftercare.web import api_patients, api_procedures, errors, imports_page, login, outbox_page, pages, procedure_form
+from aftercare.web.api_flags import router as flags_api_router
 from aftercare.web.headers import SecurityHeaders
+from aftercare.web.review_pages import router as review_router
 from aftercare.web.survey_pages import router as survey_router
 from aftercare.web.templating import make_templates
 from aftercare.webhooks import sendgrid_events, twilio_sms, twilio_status
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(twilio_status.router)
     app.include_router(twilio_sms.router)
     app.include_router(sendgrid_events.router)
+    app.include_router(flags_api_router)  # the review queue over the API
+    app.include_router(review_router)  # /flags: the physician review queue
     app.include_router(survey_router)  # public: the patient's survey form behind a signed link
 
     @app.get("/healthz", tags=["health"])

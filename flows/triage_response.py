@@ -1,0 +1,22 @@
+"""`triage-response`: triage stored survey answers and free-text messages into flags, pages and patient texts.
+
+Started for every stored answer or free-text message (aftercare.orchestration.start_triage_flow). Thin over
+`aftercare.flags.service.triage_requests`; the ticker's `flags-tick` job triages whatever a run missed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from aftercare.flags.service import triage_requests
+from aftercare.settings import get_settings
+
+
+@flow(name="triage-response", log_prints=True)
+def triage_response(request_ids: list[int] | None = None) -> dict[str, Any]:
+    """Triage these requests (None: every pending one); hand their pages to the providers; return the counts."""
+    report = triage_requests(get_settings(), request_ids)
+    print(f"triage-response: {report.summary()}")
+    return report.as_dict()

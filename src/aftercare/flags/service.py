@@ -1,0 +1,221 @@
+"""Triage of stored answers and free-text messages into flags: claim requests, evaluate, act, hand pages over.
+
+`triage_requests(settings, ids)` is the body of the `triage-response` flow and of the ticker's safety net:
+
+1. claim the requests (these ids, or every pending one; leases so two runs never triage one source twice;
+   SKIP LOCKED on PostgreSQL);
+2. per request, in its own transaction: load the source and its context, `aftercare.triage.evaluate` it, act
+   on the rules it newly fired (flags.actions: flag, pages, patient texts, tasks), store the result on the
+   request (severity, rules, the dry-run dict) and mark it done. Idempotent per source: a request is done once,
+   and a survey answer only acts on rules the earlier answers of the same survey had not fired;
+3. hand this run's pages to the providers at once, then the queued patient replies.
+
+A request that fails is retried (the ticker) up to MAX_ATTEMPTS times, then marked failed with a high-priority
+task for a coordinator to read the message: nothing a patient wrote is left unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from aftercare import tasks
+from aftercare.db import get_engine
+from aftercare.flags import actions, inputs, paging
+from aftercare.models import SurveyAnswer, TaskPriority, TriageRequest, TriageStatus
+from aftercare.settings import Settings
+from aftercare.timeutil import utcnow
+from aftercare.triage import FiredRule, evaluate
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+LEASE_SECONDS = 120
+
+
+@dataclass
+class TriageReport:
+    """Counts of one run (printed by the flow and the ticker)."""
+
+    claimed: int = 0
+    severities: Counter[str] = field(default_factory=Counter)
+    flags: list[int] = field(default_factory=list)
+    pages: Counter[str] = field(default_factory=Counter)
+    replies: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"claimed": self.claimed, "severities": dict(self.severities), "flags": self.flags,
+                "pages": dict(self.pages), "replies": dict(self.replies), "failed": self.failed,
+                "seconds": round(self.seconds, 3)}
+
+    def summary(self) -> str:
+        tiers = ", ".join(f"{k} {v}" for k, v in sorted(self.severities.items())) or "nothing"
+        return (f"{self.claimed} triaged ({tiers}), {len(self.flags)} flag(s), {sum(self.pages.values())} page(s), "
+                f"{self.failed} failed, {self.seconds:.2f} s")
+
+
+def claim(
+    session: Session, *, now: datetime, ids: Sequence[int] | None = None, older_than: datetime | None = None,
+    limit: int = 500,
+) -> list[int]:
+    """Pending requests (or running ones whose lease ran out), leased to this run; oldest first."""
+    query = sa_select(col(TriageRequest.id)).where(
+        (col(TriageRequest.status) == TriageStatus.pending)
+        | ((col(TriageRequest.status) == TriageStatus.running) & (col(TriageRequest.lease_expires_at) < now))
+    )
+    if ids is not None:
+        query = query.where(col(TriageRequest.id).in_(list(ids)))
+    if older_than is not None:
+        query = query.where(col(TriageRequest.created_at) <= older_than)
+    query = query.order_by(col(TriageRequest.id)).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    statement = (
+        update(TriageRequest)
+        .where(col(TriageRequest.id).in_(query.scalar_subquery()))
+        .values(status=TriageStatus.running, attempts=col(TriageRequest.attempts) + 1,
+                lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+        .returning(col(TriageRequest.id))
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(int(row[0]) for row in session.execute(statement))
+
+
+def earlier_rules(session: Session, request: TriageRequest, response_id: int | None) -> set[str]:
+    """Rules already acted on for the same survey response (answers are triaged with all answers so far)."""
+    if response_id is None:
+        return set()
+    rows = session.exec(
+        select(TriageRequest.rules)
+        .join(SurveyAnswer, col(SurveyAnswer.id) == col(TriageRequest.source_id))
+        .where(TriageRequest.source_kind == "answer", SurveyAnswer.response_id == response_id,
+               TriageRequest.status == TriageStatus.done, TriageRequest.id != request.id)
+    )
+    return {rule for rules in rows for rule in (rules or [])}
+
+
+@dataclass
+class _Done:
+    severity: str
+    flag_id: int | None
+    page_ids: list[int]
+
+
+def triage_one(session: Session, request_id: int, *, settings: Settings, now: datetime) -> _Done:
+    """Triage one claimed request in the caller's transaction."""
+    request = session.get(TriageRequest, request_id)
+    assert request is not None
+    try:
+        source = inputs.load(session, request)
+    except inputs.SourceGone as exc:
+        request.status, request.error, request.triaged_at, request.lease_expires_at = (
+            TriageStatus.done, str(exc)[:300], now, None)
+        session.add(request)
+        return _Done("none", None, [])
+    result = evaluate(source.input)
+    seen = earlier_rules(session, request, source.response.id if source.response else None)
+    fresh: list[FiredRule] = [f for f in result.fired if f.id not in seen]
+    outcome = actions.act(session, source=source, result=result, fired=fresh, settings=settings, now=now)
+    request.severity = result.severity
+    request.rules = result.rules
+    request.result = {**result.to_dict(), "new_rules": [f.id for f in fresh], "day": source.input.day,
+                      "told": outcome.told, "tasks": outcome.tasks}
+    request.flag_id = outcome.flag.id if outcome.flag else None
+    request.status, request.triaged_at, request.lease_expires_at, request.error = TriageStatus.done, now, None, None
+    session.add(request)
+    session.flush()
+    return _Done(result.severity, request.flag_id, [p.id for p in outcome.pages if p.id is not None])
+
+
+def _failed(engine: Engine, request_id: int, error: BaseException, now: datetime) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        request = session.get(TriageRequest, request_id)
+        if request is None:
+            return
+        request.error = f"{type(error).__name__}: {error}"[:300]
+        request.lease_expires_at = None
+        if request.attempts >= MAX_ATTEMPTS:
+            request.status = TriageStatus.failed
+            task = tasks.open_task(
+                session, kind="triage_failed", title="A patient's message could not be triaged: read it now",
+                patient_id=request.patient_id,
+                inbound_id=request.source_id if request.source_kind == "message" else None,
+                detail=f"{request.source_kind} {request.source_id}: {request.error}",
+                dedupe_key=f"triage_failed:{request.id}",
+            )
+            task.priority = TaskPriority.high
+            session.add(task)
+        else:
+            request.status = TriageStatus.pending
+        session.add(request)
+        session.commit()
+
+
+def triage_requests(
+    settings: Settings,
+    request_ids: Sequence[int] | None = None,
+    *,
+    engine: Engine | None = None,
+    older_than: datetime | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    send: bool = True,
+) -> TriageReport:
+    """Triage these requests (None: every pending one), then send the pages and replies they queued."""
+    started = time.perf_counter()
+    engine = engine or get_engine()
+    report = TriageReport()
+    with Session(engine, expire_on_commit=False) as session:
+        ids = claim(session, now=clock(), ids=request_ids, older_than=older_than)
+        session.commit()
+    report.claimed = len(ids)
+    page_ids: list[int] = []
+    for request_id in ids:
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                done = triage_one(session, request_id, settings=settings, now=clock())
+                session.commit()
+        except Exception as exc:
+            log.exception("triage of request %s failed; it will be retried", request_id)
+            report.failed += 1
+            _failed(engine, request_id, exc, clock())
+            continue
+        report.severities[done.severity] += 1
+        if done.flag_id is not None and done.flag_id not in report.flags:
+            report.flags.append(done.flag_id)
+        page_ids.extend(done.page_ids)
+    if send and ids:
+        if page_ids:
+            report.pages = paging.send_pages(settings, engine=engine, ids=page_ids, clock=clock)
+        report.replies = _send_replies(settings, engine, clock)
+    report.seconds = time.perf_counter() - started
+    if ids:
+        log.info("triage: %s", report.summary())
+    return report
+
+
+def _send_replies(settings: Settings, engine: Engine, clock: Callable[[], datetime]) -> Counter[str]:
+    from aftercare.dispatch.replies import send_replies
+
+    try:
+        return send_replies(settings, engine=engine, owner="triage", clock=clock)
+    except Exception:  # the dispatcher sends them on its next run
+        log.exception("sending triage replies failed; the dispatcher retries")
+        return Counter()
+
+
+def triage_stragglers(settings: Settings, *, engine: Engine | None = None,
+                      clock: Callable[[], datetime] = utcnow) -> TriageReport:
+    """Ticker job: requests still pending after AFTERCARE_TRIAGE_GRACE_SECONDS (their flow never ran), triaged here."""
+    return triage_requests(settings, engine=engine, clock=clock,
+                           older_than=clock() - timedelta(seconds=settings.triage_grace_seconds))
