@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aftercare.dispatch.service import dispatch_due
+from aftercare.flags.ticker import flags_tick
 from aftercare.orchestration import plan_stragglers
 from aftercare.settings import Settings
 from aftercare.surveys.service import surveys_tick
@@ -44,6 +45,7 @@ JOBS: list[Job] = [
     Job("plan-stragglers", plan_stragglers),
     Job("dispatch-due", dispatch_due),
     Job("surveys-tick", surveys_tick),  # survey conversations: first questions, reminders, closing windows, misses
+    Job("flags-tick", flags_tick),  # triage stragglers, escalation timers of unacknowledged flags, page retries
 ]
 
 
