@@ -80,6 +80,13 @@ DEPLOYMENTS: list[DeploymentSpec] = [
         description="Triage stored answers and free-text messages: flags, pages, patient texts (one run each).",
     ),
     DeploymentSpec(
+        flow="aftercare_flows.surveys_tick:surveys_tick",
+        name="surveys-tick",
+        description="Every 60 s: first survey questions by SMS, reminders, closing survey windows (missed, tasks).",
+        interval_seconds=60,
+        concurrency_limit=1,
+    ),
+    DeploymentSpec(
         flow="aftercare_flows.flags_tick:flags_tick",
         name="flags-tick",
         description="Every 60 s: escalate unacknowledged urgent flags (backup, then admin), triage stragglers.",
