@@ -57,6 +57,7 @@ _CHOICES = {
     "2nd": 2, "3rd": 3, "uno": 1, "una": 1, "dos": 2, "tres": 3, "primera": 1, "primero": 1, "segunda": 2,
     "segundo": 2, "tercera": 3, "tercero": 3,
 }
+_ORDINALS = frozenset("first second third 1st 2nd 3rd primera primero segunda segundo tercera tercero".split())
 _FILLER = frozenset(
     "option opcion opt number numero num nr nro the el la lo one uno please pls plz por favor thanks thank you ty "
     "thx gracias ok okay oki vale yes yeah yep si i ill id take want pick choose would like prefer quiero "
@@ -95,7 +96,8 @@ def read(text: str) -> Reading:
         return Reading("reschedule")  # "cancel and find another day": keep the visit until a new one is booked
     if cancel:
         return Reading("cancel")
-    numbers = {_CHOICES[w] for w in words if w in _CHOICES}
+    ordinal = any(w in _ORDINALS for w in words)  # "the second one": "one" is not a choice then
+    numbers = {_CHOICES[w] for w in words if w in _CHOICES and not (ordinal and w in ("one", "uno", "una"))}
     digits = [w for w in words if w.isdigit()]
     if len(numbers) == 1 and all(w in _CHOICES or w in _FILLER for w in words) and len(digits) <= 1:
         return Reading("choice", numbers.pop())
