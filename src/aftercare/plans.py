@@ -8,8 +8,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from aftercare import audit, bulk
@@ -182,14 +182,18 @@ def _link_merges(
     if not rows:
         return
     open_now = _open_by_patient(session, list({r["patient_id"] for r in rows}))
-    for row, key in zip(rows, keys, strict=True):
-        target = open_now[row["patient_id"]].get(key)
-        session.execute(
-            update(Touchpoint)
-            .where(col(Touchpoint.procedure_id) == row["procedure_id"], col(Touchpoint.key) == row["key"])
-            .where(col(Touchpoint.channel) == row["channel"])
-            .values(merged_into_id=target)
-        )
+    table = bulk.table_of(Touchpoint)
+    statement = (  # one executemany, not one UPDATE per merged row
+        update(table)
+        .where(table.c.procedure_id == bindparam("m_procedure"), table.c.key == bindparam("m_key"))
+        .where(table.c.channel == bindparam("m_channel"))
+        .values(merged_into_id=bindparam("m_target"))
+    )
+    session.connection().execute(statement, [
+        {"m_procedure": row["procedure_id"], "m_key": row["key"], "m_channel": row["channel"],
+         "m_target": open_now[row["patient_id"]].get(key)}
+        for row, key in zip(rows, keys, strict=True)
+    ])
 
 
 def reschedule(session: Session, procedure: Procedure, performed_at: datetime, *, actor: str) -> int:
