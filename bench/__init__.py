@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `python -m bench [name ...]` runs every `bench/<name>_bench.py`. See bench/README.md."""
