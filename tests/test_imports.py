@@ -224,14 +224,14 @@ def test_stored_procedure_with_different_data_is_rejected(session: Session, clin
     assert _count(session, Procedure) == 4
 
 
-def test_semicolons_bom_and_crlf(session: Session, clinic: Clinic, registry: ProtocolRegistry,
+def test_semicolons_excel_sep_line_bom_and_crlf(session: Session, clinic: Clinic, registry: ProtocolRegistry,
                                  settings: Settings) -> None:
     rows = [r.replace(",", ";") for r in good_rows()[2:]]
     rows[0] = rows[0].replace(";Bob;", ';"Bob; Jr";')
-    text = "\ufeff" + "\r\n".join([HEADER.replace(",", ";"), *rows, ""])
+    text = "\ufeff" + "\r\n".join(["sep=;", HEADER.replace(",", ";"), *rows, ""])  # as Excel writes it
     report = _import(session, clinic, registry, settings, text)
     assert report.rejected == []
-    assert [a.line for a in report.accepted] == [2, 3]
+    assert [a.line for a in report.accepted] == [3, 4]
     assert session.exec(select(Patient.first_name).order_by(col(Patient.id))).all() == ["Bob; Jr", "Carla"]
 
 

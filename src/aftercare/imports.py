@@ -1,7 +1,7 @@
 """CSV import of procedures: every row is validated first; then all of them are stored in bulk, or none.
 
-The file needs a header row. Columns (any order, names case-insensitive; `,` or `;` delimited; UTF-8,
-a byte-order mark is fine; an empty cell means "not given"):
+The file needs a header row. Columns (any order, names case-insensitive; `,` or `;` delimited, an Excel
+`sep=;` first line is understood; UTF-8, a byte-order mark is fine; an empty cell means "not given"):
 
 ==================  ========  ==============================================================
 column              required  meaning
@@ -156,11 +156,15 @@ def read_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[RowErro
     text = text.removeprefix("\ufeff")
     if not text.strip():
         return [], [RowError(1, "header", "the file is empty; its first line must name the columns")]
-    first_line = text.split("\n", 1)[0]
+    first_line = text.split("\n", 1)[0].rstrip("\r")
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    if first_line.lower() in ("sep=;", "sep=,"):  # Excel's delimiter hint line
+        delimiter = first_line[-1]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [name.strip().lower() for name in next(reader)]
-    problems = _header_problems(header)
+    if first_line.lower().startswith("sep="):
+        next(reader)
+    header = [name.strip().lower() for name in next(reader, [])]
+    problems = _header_problems(header, reader.line_num)
     if problems:
         return [], problems
     rows: list[tuple[int, dict[str, str]]] = []
@@ -176,18 +180,18 @@ def read_rows(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[RowErro
     return rows, problems
 
 
-def _header_problems(header: list[str]) -> list[RowError]:
+def _header_problems(header: list[str], line: int) -> list[RowError]:
     problems = []
     seen: set[str] = set()
     for name in header:
         if name not in COLUMNS:
-            problems.append(RowError(1, name or "(blank)", f"unknown column (known: {', '.join(COLUMNS)})"))
+            problems.append(RowError(line, name or "(blank)", f"unknown column (known: {', '.join(COLUMNS)})"))
         elif name in seen:
-            problems.append(RowError(1, name, "column named twice"))
+            problems.append(RowError(line, name, "column named twice"))
         seen.add(name)
-    problems.extend(RowError(1, name, "required column is missing") for name in REQUIRED_COLUMNS if name not in seen)
+    problems.extend(RowError(line, name, "required column is missing") for name in REQUIRED_COLUMNS if name not in seen)
     if "phone" not in seen and "email" not in seen:
-        problems.append(RowError(1, "phone", "a phone or an email column is required"))
+        problems.append(RowError(line, "phone", "a phone or an email column is required"))
     return problems
 
 
