@@ -288,7 +288,9 @@ def main(argv: list[str]) -> int:
     for name in ("TWILIO_REGION", "TWILIO_EDGE"):
         os.environ.pop(name, None)
     sys.path.insert(0, str(ROOT))  # tests.fakes
+    load_at_start = round(os.getloadavg()[0], 2)
     result = {"benchmark": "dispatch", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+              "load_average_1min_at_start": load_at_start,
               **run(args.messages, args.sample, args.latency, args.workers, args.batch, args.rate,
                     args.rate_messages, args.pg_admin), "machine": machine()}
     if not args.no_save:
