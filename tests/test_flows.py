@@ -9,7 +9,12 @@ import pytest
 from aftercare_flows.plan_stragglers import plan_stragglers
 from aftercare_flows.procedure_aftercare import procedure_aftercare
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+)
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session, col, func, select
@@ -198,8 +203,10 @@ def _plan_runs(procedure_id: int) -> list[FlowRun]:
         deployment = client.read_deployment_by_name(PLAN_DEPLOYMENT)
         return [
             r
-            for r in client.read_flow_runs(limit=200)
-            if r.deployment_id == deployment.id and r.parameters == {"procedure_ids": [procedure_id]}
+            for r in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]))
+            )
+            if r.parameters == {"procedure_ids": [procedure_id]}
         ]
 
 
