@@ -6,9 +6,12 @@
   with what to do if it gets worse (`acknowledge_patient`); unacknowledged pages escalate (flags.escalation);
 - review: a flag in the review queue, due in `review_business_days` business days (`queue_review`), or within
   `human_now_minutes` with a high-priority task for a coordinator when the rule says `human_now`;
-- routine: no flag; logged on the triage request, with the education reply the rule names (not while the
-  patient has an urgent or emergency flag open: a clinician is on it), an outreach call task (`outreach_call`).
-Free text always reaches a person (`human_queue`): the coordinator's "reply from a patient" task.
+- routine: no flag; logged on the triage request, with the education reply the rule names for a survey answer
+  (not while the patient has an urgent or emergency flag open: a clinician is on it), an outreach call task
+  (`outreach_call`).
+Free text always reaches a person (`human_queue`): the coordinator's "reply from a patient" task. It is never
+answered automatically (clinical.md §2.2), except for the emergency instruction and the urgent acknowledgement:
+an education rule firing on free text (e.g. "can I take ibuprofen?") is left to the coordinator.
 
 One open flag per patient: while a flag is open (not yet acknowledged), new findings are added to it, and a
 higher tier raises it (and pages, when it now needs a page). An acknowledged flag is left alone: a new finding
@@ -170,6 +173,8 @@ def _education(session: Session, source: Source, fired: list[FiredRule], setting
     reply_ids = list(dict.fromkeys(f.education for f in fired if f.education))
     if not reply_ids:
         return None
+    if source.request.source_kind == "message":
+        return None  # free text is never answered automatically (clinical.md §2.2): the coordinator replies
     busy = session.exec(select(Flag.id).where(
         Flag.patient_id == source.patient.id, col(Flag.status).in_((FlagStatus.open, FlagStatus.acknowledged)),
         col(Flag.tier).in_(PAGED_TIERS))).first()

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from aftercare import tasks
+from aftercare.flags.intake import request_triage
 from aftercare.instruments import InstrumentRegistry, Outcome, ParseResult, SurveyItem, parse_answer
 from aftercare.models import (
     Channel,
@@ -73,12 +74,16 @@ def handle_free_text(
     """
     assert inbound.id is not None
     where = f" during {label(response.touchpoint_key)}" if response is not None else ""
-    return tasks.open_task(
+    task = tasks.open_task(
         session, kind="patient_reply", title=_FREE_TEXT_TITLES.get(reason, "Reply from a patient"),
         clinic_id=patient.clinic_id if patient else inbound.clinic_id, patient_id=patient.id if patient else None,
         inbound_id=inbound.id, detail=f"Text received{where} ({reason.replace('_', ' ')}).",
         dedupe_key=f"patient_reply:{inbound.id}",
     )
+    if patient is not None:  # triaged for red flags too (a keyword-looking text: the triage reader decides)
+        request_triage(session, source_kind="message", source_id=inbound.id, patient_id=patient.id,
+                       text_kind=None if reason in SILENT_REASONS else "free_text")
+    return task
 
 
 @dataclass

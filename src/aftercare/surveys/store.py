@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from aftercare import audit
+from aftercare.flags.intake import request_triage
 from aftercare.instruments import AnswerValue, InstrumentError, SurveyItem, score
 from aftercare.models import (
     AnswerOutcome,
@@ -61,6 +62,8 @@ def record_answer(
     response.updated_at = now
     session.add(response)
     session.flush()
+    assert row.id is not None
+    request_triage(session, source_kind="answer", source_id=row.id, patient_id=response.patient_id)  # every answer
     return row
 
 

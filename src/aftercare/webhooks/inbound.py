@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from aftercare import consent, tasks
+from aftercare.flags.intake import request_triage
 from aftercare.models import (
     Channel,
     Clinic,
@@ -133,6 +134,9 @@ def receive_sms(session: Session, *, params: dict[str, str], settings: Settings)
                 detail="All messages were stopped at once. Read the message and confirm with the patient if unclear.",
                 dedupe_key=f"opt_out_review:{inbound_id}",
             )
+            # Their own words may hold a red flag too ("stop texting, I'm in the ER"): triaged (pages, no texts).
+            request_triage(session, source_kind="message", source_id=inbound_id, patient_id=inbound.patient_id,
+                           text_kind="free_text")
         if patients and not twilio_confirmed and settings.sms_optout_confirmation:
             result.reply_id = _reply(session, inbound, OPT_OUT_TEMPLATE, language)
     elif intent == InboundIntent.opt_in:
