@@ -19,12 +19,15 @@ from aftercare.models import (
     Channel,
     Clinic,
     CoordinatorTask,
+    InboundMessage,
+    OutboundReply,
     Patient,
     Procedure,
     SurveyAnswer,
     SurveyResponse,
     Touchpoint,
     TouchpointKind,
+    TouchpointStatus,
 )
 from aftercare.plans import ensure_snapshot
 from aftercare.protocols import ProtocolRegistry
@@ -77,7 +80,25 @@ def dispatch(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Disp
 
 def post_sms(client: TestClient, from_: str, body: str, **extra: str) -> httpx.Response:
     form, headers = twilio_inbound(PUBLIC + SMS_PATH, from_, body, **extra)
-    return client.post(SMS_PATH, data=form, headers=headers)
+    response = client.post(SMS_PATH, data=form, headers=headers)
+    response.extensions["message_sid"] = form["MessageSid"]
+    return response
+
+
+def answer_to(session: Session, fake: FakeProviders, response: httpx.Response) -> str | None:
+    """The conversation's reply to the text posted in `response` (None: no reply), checked to have reached
+    the fake Twilio. Other texts (triage advice) are not replies to one message and are left out."""
+    assert response.status_code == 200, response.text
+    assert response.text == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+    session.expire_all()
+    inbound = session.exec(
+        select(InboundMessage).where(InboundMessage.message_sid == response.extensions["message_sid"])).one()
+    reply = session.exec(select(OutboundReply).where(OutboundReply.inbound_id == inbound.id)).first()
+    if reply is None:
+        return None
+    assert reply.status == TouchpointStatus.sent and reply.body is not None, reply
+    assert [s.body for s in fake.sent_sms if s.sid == reply.provider_id] == [reply.body]
+    return reply.body
 
 
 def texts_to(fake: FakeProviders, number: str) -> list[str]:
