@@ -375,7 +375,11 @@ def test_a_procedure_recorded_through_the_api_is_planned_by_a_worker(topology: T
 
     auth = tuple(t.env["PREFECT_API_AUTH_STRING"].split(":", 1))
     with httpx.Client(base_url=t.prefect_url, auth=auth, timeout=10) as prefect:  # type: ignore[arg-type]
-        run = prefect.get(f"/flow_runs/{procedure.flow_run_id}").json()
+        deadline = time.monotonic() + 30  # the plan is committed a moment before the run reports Completed
+        while (run := prefect.get(f"/flow_runs/{procedure.flow_run_id}").json())["state"]["type"] == "RUNNING":
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
         deployment = prefect.get(f"/deployments/name/{PLAN_DEPLOYMENT}").json()
         assert prefect.get("/health").status_code == 200
         assert httpx.get(t.prefect_url + "/flow_runs/" + procedure.flow_run_id).status_code == 401  # auth is on
