@@ -136,7 +136,7 @@ def test_a_sentence_opts_out_of_all_channels_cancels_everything_queued_and_is_co
     assert {(rows[t.id].status, rows[t.id].cancel_reason) for t in [*queued, held]} == {
         (TouchpointStatus.cancelled, "patient opted out")}
     assert rows[sent.id].status == TouchpointStatus.sent
-    task = session.exec(select(CoordinatorTask)).one()
+    task = session.exec(select(CoordinatorTask).where(CoordinatorTask.kind == "opt_out_review")).one()
     assert (task.kind, task.patient_id) == ("opt_out_review", patient.id)
     reply = session.exec(select(OutboundReply)).one()
     assert (reply.template, reply.language.value, reply.status) == ("opt_out_confirmation", language,
