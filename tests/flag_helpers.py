@@ -83,6 +83,7 @@ class Team:
 
 def make_team(session: Session, **clinic: Any) -> Team:
     """A clinic (zone UTC, so the rota's hours are UTC hours) with its physicians, admin and coordinator."""
+    clinic = {"name": "Northside Clinic", **clinic}
     place = make_clinic(session, slug=SLUG, timezone="Etc/UTC", **clinic)
     people = [make_staff(session, place, role, email=email, name=name, phone=PHONES.get(email))
               for email, role, name in (
@@ -111,14 +112,13 @@ def stored_text(session: Session, patient: Patient, body: str, *, at: datetime |
     return inbound
 
 
-def triage_text(session: Session, settings: Settings, patient: Patient, body: str) -> TriageReport | None:
+def triage_text(session: Session, settings: Settings, patient: Patient, body: str) -> None:
     """Store a free-text SMS and triage it the way the hook does (AFTERCARE_FLOW_MODE=off: at commit)."""
     inbound = stored_text(session, patient, body)
     assert inbound.id is not None
     intake.request_triage(session, source_kind="message", source_id=inbound.id, patient_id=patient.id,
                           text_kind="free_text")
     session.commit()  # flow_mode off: triaged, paged and answered in this commit
-    return None
 
 
 def flags_of(session: Session, patient: Patient | None = None) -> list[Flag]:

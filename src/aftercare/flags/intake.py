@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SourceKind = Literal["answer", "message"]
 TextKind = Literal["free_text", "keyword", "answer"]
 _PENDING_KEY = "aftercare.triage_requests"
+_LISTENING_KEY = "aftercare.triage_listening"
 
 
 def request_triage(
@@ -56,13 +57,11 @@ def request_triage(
 
 
 def _start_after_commit(session: Session, request_id: int) -> None:
-    pending: list[int] | None = session.info.get(_PENDING_KEY)
-    if pending is not None:
-        pending.append(request_id)
-        return
-    session.info[_PENDING_KEY] = [request_id]
-    event.listen(session, "after_commit", _after_commit, once=True)
-    event.listen(session, "after_soft_rollback", _after_rollback, once=True)
+    session.info.setdefault(_PENDING_KEY, []).append(request_id)
+    if not session.info.get(_LISTENING_KEY):  # one pair of listeners per session, for all its transactions
+        session.info[_LISTENING_KEY] = True
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_rollback)
 
 
 def _after_commit(session: Session) -> None:
