@@ -266,3 +266,32 @@ def test_stragglers_are_planned_by_the_ticker(session: Session, registry: Protoc
     session.expire_all()
     assert session.get(Procedure, result.procedure.id).status == ProcedureStatus.active  # type: ignore[union-attr]
     assert touchpoints(session, result.procedure.id)
+
+
+def test_cancelling_one_knee_releases_the_other_plans_merged_messages(
+    session: Session, registry: ProtocolRegistry, settings: Settings
+) -> None:
+    left = record(session, registry, settings, external_id="L", knee_side="left")
+    from aftercare.models import Clinic
+
+    clinic = session.get(Clinic, left.procedure.clinic_id)
+    right = record(
+        session,
+        registry,
+        settings,
+        clinic=clinic,
+        external_id="R",
+        knee_side="right",
+        performed_at=left.procedure.performed_at,
+    )
+    merged_before = [r for r in touchpoints(session, right.procedure.id) if r.status == TouchpointStatus.merged]
+    assert merged_before
+    procedure = session.get(Procedure, left.procedure.id)
+    assert procedure
+    procedures.cancel(session, procedure, "left knee not done", actor="test")
+    session.commit()
+    session.expire_all()
+    right_rows = {r.id: r for r in touchpoints(session, right.procedure.id)}
+    for row in merged_before:
+        released = right_rows[row.id]
+        assert released.status == TouchpointStatus.scheduled and released.merged_into_id is None

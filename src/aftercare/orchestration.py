@@ -36,10 +36,13 @@ def _log_failure(future: Future[int]) -> None:
         log.error("procedure-aftercare flow failed; the ticker will retry: %s", exc)
 
 
-def start_plan_flow(procedure_ids: Sequence[int], settings: Settings, *, wait: bool = False) -> None:
+def start_plan_flow(
+    procedure_ids: Sequence[int], settings: Settings, *, wait: bool = False, attempt: str | None = None
+) -> None:
     """Start `procedure-aftercare` for these procedures, as `settings.flow_mode` says.
 
-    Never raises for Prefect trouble: the procedures stay in `planning` and the ticker retries.
+    Never raises for Prefect trouble: the procedures stay in `planning` and the ticker retries. `attempt`
+    makes a retry a new Prefect run (the idempotency key of the first start would hand back the old run).
     """
     ids = list(procedure_ids)
     if not ids:
@@ -55,7 +58,8 @@ def start_plan_flow(procedure_ids: Sequence[int], settings: Settings, *, wait: b
                 PLAN_DEPLOYMENT,
                 parameters={"procedure_ids": ids},
                 timeout=0,
-                idempotency_key=f"plan:{','.join(map(str, ids))}",
+                idempotency_key=f"plan:{','.join(map(str, ids))}" + (f":{attempt}" if attempt else ""),
+                as_subflow=False,
             )
         elif wait:
             _run_inline(ids)
@@ -77,7 +81,7 @@ def plan_stragglers(settings: Settings) -> int:
         very_late = set(plans.stragglers(session, now - 5 * grace))
     retry = [i for i in late if i not in very_late]
     if retry:
-        start_plan_flow(retry, settings)
+        start_plan_flow(retry, settings, attempt=f"retry-{now:%Y%m%dT%H%M}")
     if very_late:
         with session_scope() as session:
             written = plans.build_for(session, sorted(very_late))

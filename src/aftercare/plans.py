@@ -196,6 +196,17 @@ def _link_merges(
     ])
 
 
+def _release_merged(session: Session, into_ids: Sequence[int], now: datetime) -> None:
+    """Rows of other plans that were merged into these (now moved or cancelled) rows go out on their own again."""
+    if not into_ids:
+        return
+    session.execute(
+        update(Touchpoint)
+        .where(col(Touchpoint.merged_into_id).in_(into_ids), col(Touchpoint.status) == TouchpointStatus.merged)
+        .values(status=TouchpointStatus.scheduled, merged_into_id=None, cancel_reason=None, updated_at=now)
+    )
+
+
 def reschedule(session: Session, procedure: Procedure, performed_at: datetime, *, actor: str) -> int:
     """Move the procedure's date; every touchpoint not yet sent moves with it. Returns rows moved."""
     now = utcnow()
@@ -203,6 +214,7 @@ def reschedule(session: Session, procedure: Procedure, performed_at: datetime, *
     procedure.performed_at, procedure.updated_at = performed_at, now
     session.add(procedure)
     moved = 0
+    moved_ids: list[int] = []
     if procedure.plan_built_at is not None:
         clinic = session.get(Clinic, procedure.clinic_id)
         patient = session.get(Patient, procedure.patient_id)
@@ -226,7 +238,9 @@ def reschedule(session: Session, procedure: Procedure, performed_at: datetime, *
             row.planned_at, row.due_at, row.window_end = planned.planned_at, planned.due_at, planned.window_end
             row.status, row.cancel_reason, row.updated_at = planned.status, planned.cancel_reason, now
             session.add(row)
+            moved_ids.append(row.id or 0)
             moved += 1
+        _release_merged(session, moved_ids, now)
     audit.record(
         session,
         actor=actor,
@@ -243,6 +257,14 @@ def reschedule(session: Session, procedure: Procedure, performed_at: datetime, *
 def cancel(session: Session, procedure: Procedure, reason: str, *, actor: str) -> int:
     """Stop everything not yet sent, keeping the reason. Returns rows cancelled."""
     now = utcnow()
+    open_ids = list(
+        session.exec(
+            select(Touchpoint.id).where(
+                Touchpoint.procedure_id == procedure.id, col(Touchpoint.status).in_(OPEN_TOUCHPOINT_STATUSES)
+            )
+        )
+    )
+    _release_merged(session, [i for i in open_ids if i is not None], now)
     result = session.execute(
         update(Touchpoint)
         .where(col(Touchpoint.procedure_id) == procedure.id, col(Touchpoint.status).in_(OPEN_TOUCHPOINT_STATUSES))
