@@ -111,9 +111,10 @@ def test_the_same_time_or_an_overlapping_one_cannot_be_booked_twice(session: Ses
 
 def test_bad_times_and_states_are_refused_with_the_field(session: Session, world: World) -> None:
     def attempt(**kw: object) -> None:
-        values: dict[str, object] = dict(patient_id=world.patient.id, physician_id=world.dr_a.id,
-                                         starts_at=clinic_time(20, "10:00"), mode=VisitMode.in_person,
-                                         visit="visit_6w", procedure_id=world.procedure.id, actor="staff:1")
+        values: dict[str, object] = {
+            "patient_id": world.patient.id, "physician_id": world.dr_a.id, "starts_at": clinic_time(20, "10:00"),
+            "mode": VisitMode.in_person, "visit": "visit_6w", "procedure_id": world.procedure.id, "actor": "staff:1",
+        }
         values.update(kw)
         service.book(session, world.settings, **values)  # type: ignore[arg-type]
 

@@ -192,7 +192,7 @@ class Answer:
     detail: str = ""
 
 
-def bookable(session: Session, scope: Scope, offer: BookingOffer, now: datetime) -> str | None:
+def bookable(scope: Scope) -> str | None:
     """Why nothing can be booked from this offer any more (None: it can)."""
     procedure = scope.procedure
     if procedure is not None and procedure.status == ProcedureStatus.cancelled:
@@ -211,9 +211,11 @@ def open_offer(session: Session, offer_id: int) -> BookingOffer | None:
 
 
 def accept(
-    session: Session, scope: Scope, offer: BookingOffer, slot: Slot, *, source: str, now: datetime
+    session: Session, scope: Scope, offer: BookingOffer, slot: Slot, *, source: str, now: datetime,
+    renew_if_taken: bool = True,
 ) -> Answer:
-    """Book `slot` from `offer`. A taken or past time gives a fresh offer; nothing is booked by mistake."""
+    """Book `slot` from `offer`. A taken or past time gives a fresh offer (by SMS; the page just shows the
+    times still open: `renew_if_taken=False`); nothing is booked by mistake."""
     locked = open_offer(session, offer.id or 0)
     assert locked is not None
     offer = locked
@@ -221,7 +223,7 @@ def accept(
         return Answer("expired" if offer.status == OfferStatus.expired else "closed", detail=offer.status.value)
     if offer.expires_at < now:
         return Answer("expired", detail="past its expiry")
-    why = bookable(session, scope, offer, now)
+    why = bookable(scope)
     if why is not None:
         return Answer("closed", detail=why)
     replaces = session.get(Appointment, offer.reschedules_id) if offer.reschedules_id else None
@@ -232,17 +234,20 @@ def accept(
                                     visit=offer.visit)
         if existing is not None:
             return Answer("already_booked", appointment=existing)
+    def taken(detail: str = "") -> Answer:
+        fresh = renew(session, scope, offer, now, avoid={slot.starts_at}) if renew_if_taken else None
+        return Answer("taken", new_offer=fresh, detail=detail)
+
     if slot.starts_at <= now + timedelta(minutes=5):
-        return Answer("taken", new_offer=renew(session, scope, offer, now, avoid={slot.starts_at}),
-                      detail="the time has passed")
+        return taken("the time has passed")
     try:
         placed = place(session, scope, slot=slot, mode=offer.mode, visit=offer.visit, source=source,
                        actor=f"patient:{scope.patient_id}", now=now, replaces=replaces)
     except SlotTaken:
-        return Answer("taken", new_offer=renew(session, scope, offer, now, avoid={slot.starts_at}))
+        return taken()
     except (InputError, ConflictError) as exc:  # the calendar changed under the offer (hours, physician)
         log.info("offer %s: slot no longer bookable: %s", offer.id, exc)
-        return Answer("taken", new_offer=renew(session, scope, offer, now, avoid={slot.starts_at}), detail=str(exc))
+        return taken(str(exc))
     offer.status, offer.answered_at, offer.appointment_id = OfferStatus.accepted, now, placed.appointment.id
     session.add(offer)
     if replaces is not None:

@@ -233,10 +233,11 @@ def book(
         procedure = session.get(Procedure, procedure_id)
         if procedure is None or procedure.patient_id != patient_id:
             raise InputError("procedure_id", f"no procedure {procedure_id} for this patient")
+    elif visit not in (URGENT, OTHER):
+        raise InputError("visit", f"{visit!r} is a protocol visit: say which procedure it belongs to")
+    # Visits outside a protocol hang their messages (confirmation, reminders) on the latest active plan.
     scope = scopes.load(session, settings, patient=patient, procedure=procedure or scopes.latest_procedure(
         session, patient_id))
-    if procedure is None and scope.procedure is not None and visit not in (URGENT, OTHER):
-        visit = OTHER
     if visit not in (URGENT, OTHER) and active_for_visit(
             session, patient_id=patient_id, procedure_id=procedure_id, visit=visit) is not None:
         raise ConflictError(f"this patient already has the {visit} visit booked: move it instead")

@@ -53,3 +53,13 @@ def well_formed(token: str) -> bool:
 
 def new_feed_token() -> str:
     return FEED_PREFIX + secrets.token_urlsafe(24)
+
+
+def form_nonce(offer: BookingOffer, settings: Settings) -> str:
+    """The hidden field that proves a POST came from the page this link rendered (no cookie needed)."""
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"booking-form:{offer.token_hash}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def nonce_ok(offer: BookingOffer, settings: Settings, sent: object) -> bool:
+    return isinstance(sent, str) and hmac.compare_digest(sent, form_nonce(offer, settings))
