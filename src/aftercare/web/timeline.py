@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -40,10 +41,15 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+_REMINDER = re.compile(r"^(.+)_reminder(\d+)$")
+
+
 def label(key: str) -> str:
     """A coordinator-readable name for a protocol touchpoint id (`checkin_d1` -> `Day 1 check-in`)."""
     if key in _FIXED_LABELS:
         return _FIXED_LABELS[key]
+    if reminder := _REMINDER.match(key):  # a survey reminder: checkin_d3_reminder1
+        return f"Reminder {reminder[2]}: {label(reminder[1])}"
     for pattern, text in _PATTERNS:
         if match := pattern.match(key):
             return text.format(*match.groups())
@@ -128,6 +134,7 @@ class ProcedureView:
     procedure: Procedure
     physician: StaffUser | None
     entries: list[TimelineEntry] = field(default_factory=list)
+    surveys: list[Any] = field(default_factory=list)  # aftercare.surveys.views.SurveyView: answers and scores
 
     def past(self, now: datetime) -> list[TimelineEntry]:
         return [e for e in self.entries if e.due_at < now]
@@ -171,4 +178,9 @@ def patient_view(session: Session, clinic: Clinic, patient_id: int) -> PatientVi
     views = {p.id: ProcedureView(p, physicians.get(p.physician_id)) for p in procedures}
     for item in entries(session, patient, clinic):
         views[item.procedure_id].entries.append(item)
+    from aftercare.settings import get_settings
+    from aftercare.surveys.views import survey_views
+
+    for procedure_id, surveys in survey_views(session, get_settings(), [p for p in views if p is not None]).items():
+        views[procedure_id].surveys = surveys
     return PatientView(patient, clinic, consent_state(session, patient.id), list(views.values()))
