@@ -4,7 +4,8 @@ Paging level 0 (the primary on call) sets `next_escalation_at` to `backup_after_
 and the flag is still open, the backup is paged (level 1) and the timer set to `admin_after_minutes`; then the
 admin (level 2), after which the timer stops. Acknowledging the flag clears the timer. The timer lives in the
 flag row, so any ticker (embedded APScheduler, the `flags-tick` deployment) may run this; the row lock makes
-two runs at once page a level once.
+two runs at once page a level once (the
+step is claimed by a conditional UPDATE before anything is paged).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -37,7 +39,7 @@ def escalate_due(
     now = (clock or utcnow)()
     counts: Counter[str] = Counter()
     page_ids: list[int] = []
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(engine) as session:
         due = list(session.exec(
             select(Flag.id)
             .where(Flag.status == FlagStatus.open, col(Flag.next_escalation_at).is_not(None),
@@ -45,28 +47,36 @@ def escalate_due(
             .order_by(col(Flag.next_escalation_at))
             .limit(BATCH)
         ))
-        for flag_id in due:
-            query = select(Flag).where(Flag.id == flag_id)
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            flag = session.exec(query).first()
-            if flag is None or flag.status != FlagStatus.open or flag.next_escalation_at is None \
-                    or flag.next_escalation_at > now:
-                continue
+    for flag_id in due:
+        with Session(engine, expire_on_commit=False) as session:
+            if flag_id is None or not _claim(session, flag_id, now):
+                continue  # acknowledged meanwhile, or another ticker took it
+            flag = session.get(Flag, flag_id)
+            assert flag is not None
             level = flag.escalation_level + 1
-            if level > 2:
-                flag.next_escalation_at = None
-                session.add(flag)
-                continue
-            pages = paging.page(session, flag, level=level, settings=settings, now=now)
-            page_ids.extend(p.id for p in pages if p.id is not None)
-            audit.record(session, actor=ACTOR, action="flag.escalated", entity_type="flag", entity_id=flag.id,
-                         level=flag.escalation_level, pages=len(pages))
-            counts["escalated"] += 1
-            log.warning("flag %s not acknowledged: escalated to level %d (%d page(s))", flag.id,
-                        flag.escalation_level, len(pages))
-        session.commit()
+            if level <= 2:
+                pages = paging.page(session, flag, level=level, settings=settings, now=now)
+                page_ids.extend(p.id for p in pages if p.id is not None)
+                audit.record(session, actor=ACTOR, action="flag.escalated", entity_type="flag", entity_id=flag.id,
+                             level=flag.escalation_level, pages=len(pages))
+                counts["escalated"] += 1
+                log.warning("flag %s not acknowledged: escalated to level %d (%d page(s))", flag.id,
+                            flag.escalation_level, len(pages))
+            session.commit()
     if page_ids:
         counts.update({f"page_{k}": v for k, v in paging.send_pages(settings, engine=engine, ids=page_ids,
                                                                    clock=clock or utcnow).items()})
     return counts
+
+
+def _claim(session: Session, flag_id: int, now: datetime) -> bool:
+    """Take this escalation step (the transaction's first statement, so it waits for any writer of the row and
+    then sees its result): False when the flag was acknowledged or another run took the step."""
+    result = session.execute(
+        update(Flag)
+        .where(col(Flag.id) == flag_id, col(Flag.status) == FlagStatus.open,
+               col(Flag.next_escalation_at).is_not(None), col(Flag.next_escalation_at) <= now)
+        .values(next_escalation_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
