@@ -20,6 +20,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from aftercare.bookings.tick import bookings_tick
 from aftercare.dispatch.service import dispatch_due
 from aftercare.flags.ticker import flags_tick
 from aftercare.orchestration import plan_stragglers
@@ -46,6 +47,7 @@ JOBS: list[Job] = [
     Job("dispatch-due", dispatch_due),
     Job("surveys-tick", surveys_tick),  # survey conversations: first questions, reminders, closing windows, misses
     Job("flags-tick", flags_tick),  # triage stragglers, escalation timers of unacknowledged flags, page retries
+    Job("bookings-tick", bookings_tick),  # booking offers: expire, re-offer once, then a coordinator task
 ]
 
 
