@@ -141,3 +141,36 @@ def requests(session: Session) -> list[TriageRequest]:
 
 def run_pending(settings: Settings) -> TriageReport:
     return service.triage_requests(settings)
+
+
+def make_flag(session: Session, patient: Patient, *, tier: Any = None, **overrides: Any) -> Flag:
+    """A flag row as triage writes it (for tests of what staff do with flags, not of triage itself)."""
+    from aftercare.models import FlagTier
+
+    now = utcnow()
+    values: dict[str, Any] = {
+        "clinic_id": patient.clinic_id, "patient_id": patient.id, "source_kind": "message",
+        "tier": tier or FlagTier.urgent, "rules": ["U2-fever-reported"],
+        "reasons": ["Fever or chills reported in the first 3 weeks (day 4) - possible joint infection"],
+        "routes": ["page_on_call", "acknowledge_patient"], "day": 4.0, "sla_due_at": now + timedelta(minutes=15),
+        "escalation_level": 0, "next_escalation_at": now + timedelta(minutes=15), "created_at": now,
+        "updated_at": now,
+    }
+    values.update(overrides)
+    flag = Flag(**values)
+    session.add(flag)
+    session.commit()
+    return flag
+
+
+def write_calendar(path: Path, *physicians: str, slug: str = SLUG) -> Path:
+    """A clinic calendar (config/clinic.yaml format) open every day, so an urgent visit always finds a time."""
+    every_day = {day: ["00:00-23:55"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    body = {"clinics": {slug: {
+        "slot_minutes": {"in_person": 30, "video": 20, "phone": 15}, "hours": every_day,
+        "video_link_template": "https://meet.example.org/t-{room}",
+        "physicians": [{"email": email} for email in physicians],
+        "urgent": {"mode": "in_person", "min_notice_minutes": 60, "within_days": 7},
+    }}}
+    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    return path
