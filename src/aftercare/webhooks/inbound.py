@@ -70,7 +70,7 @@ def _store(session: Session, params: dict[str, str]) -> int | None:
         if not params.get(field, "").strip():
             raise MissingField(field)
     try:
-        num_media = int(params.get("NumMedia") or 0)
+        num_media = max(0, min(int(params.get("NumMedia") or 0), 100))  # Twilio sends at most 10
     except ValueError:
         num_media = 0
     values: dict[str, Any] = {
@@ -100,6 +100,8 @@ def _single_clinic(session: Session) -> int | None:
 
 def receive_sms(session: Session, *, params: dict[str, str], settings: Settings) -> Received:
     """Store and act on one inbound SMS in the caller's transaction. Raises MissingField for bad input."""
+    # NUL cannot be stored in a PostgreSQL text column; the signature was checked on the raw form already.
+    params = {key.replace("\x00", "\ufffd"): value.replace("\x00", "\ufffd") for key, value in params.items()}
     inbound_id = _store(session, params)
     if inbound_id is None:
         return Received(inbound_id=None, duplicate=True)
