@@ -322,3 +322,68 @@ def test_reading_booking_replies(body: str, kind: str, number: int | None) -> No
 def test_slots_round_trip() -> None:
     slot = Slot(utcnow().replace(microsecond=0), 7, 30)
     assert Slot.from_json(slot.as_json()) == slot
+
+
+# -- sharing the inbound path with surveys ---------------------------------------------------------
+
+
+def make_due(session: Session, world: World, key: str) -> None:
+    session.expire_all()
+    tp = session.exec(select(Touchpoint).where(Touchpoint.procedure_id == world.procedure.id,
+                                               Touchpoint.key == key)).one()
+    now = utcnow()
+    tp.status, tp.cancel_reason = TouchpointStatus.scheduled, None
+    tp.due_at, tp.window_end = now - timedelta(minutes=1), max(tp.window_end, now + timedelta(hours=4))
+    session.add(tp)
+    session.commit()
+
+
+def survey_answers(session: Session, raw: str) -> list[object]:
+    from aftercare.models import SurveyAnswer
+
+    session.expire_all()
+    return list(session.exec(select(SurveyAnswer).where(SurveyAnswer.raw_text == raw)))
+
+
+def test_a_2_answers_the_check_in_sent_after_the_offer(
+    client: TestClient, session: Session, world: World, fake_providers: FakeProviders,
+) -> None:
+    offer = send_offer(session, world, fake_providers)
+    make_due(session, world, "checkin_d7")
+    assert dispatch(world.settings).as_dict()["sent"] == 1  # the check-in invitation goes out after the offer
+
+    text(client, fake_providers, "2")
+
+    assert booked(session, world) == [] and survey_answers(session, "2")
+    assert pointer(session, world).kind == "survey"  # type: ignore[union-attr]
+    session.expire_all()
+    assert session.get(BookingOffer, offer.id).status == OfferStatus.open  # type: ignore[union-attr]
+
+
+def test_a_2_answers_the_offer_sent_after_the_check_in(
+    client: TestClient, session: Session, world: World, fake_providers: FakeProviders,
+) -> None:
+    only_due(session, world.procedure, "checkin_d7")
+    assert dispatch(world.settings).as_dict()["sent"] == 1
+    text(client, fake_providers, "0")  # the check-in conversation is under way (all fine)
+    make_due(session, world, "visit_2w_offer")
+    assert dispatch(world.settings).as_dict()["sent"] == 1
+
+    answer = text(client, fake_providers, "2")
+
+    assert answer is not None and "is booked" in answer
+    assert len(booked(session, world)) == 1 and survey_answers(session, "2") == []
+
+
+def test_the_ticker_expires_offers_and_ends_finished_booking_conversations(
+    client: TestClient, session: Session, world: World, fake_providers: FakeProviders,
+) -> None:
+    from aftercare.bookings.tick import bookings_tick
+
+    send_offer(session, world, fake_providers)
+    assert bookings_tick(world.settings).as_dict() == {"expired": 0, "reoffered": 0, "tasks": 0, "released": 0}
+
+    report = bookings_tick(world.settings, now=utcnow() + timedelta(hours=49))
+
+    assert (report.expired, report.reoffered) == (1, 1)
+    assert pointer(session, world) is None  # an expired offer is no longer the conversation
