@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
 from aftercare.models import (
@@ -251,3 +253,24 @@ def test_too_many_fields_is_a_clear_400(
     _patient, _tp, path = emailed_survey(session, clinic, app_settings, fake_providers)
     response = client.post(path, data={f"f{i}": "1" for i in range(300)})
     assert response.status_code == 400
+
+
+def test_no_form_content_crashes_the_page(
+    client: TestClient, app_settings: Settings, session: Session, clinic: Clinic, fake_providers: FakeProviders
+) -> None:
+    _patient, tp, path = emailed_survey(session, clinic, app_settings, fake_providers, kind=TouchpointKind.checkin)
+    token = nonce(client.get(path).text)
+    names = ["quick_status", "nrs_now", "temp_c", "free_text", "fever_or_chills_reported", "action", "nonce", "x"]
+
+    @settings(max_examples=40, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(st.dictionaries(st.sampled_from(names), st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)))
+    @example({"nonce": token, "action": "save", "free_text": "a\x00b", "temp_c": "\x00"})
+    @example({"nonce": token, "action": "save", "nrs_now": "99999999999999999999", "temp_c": "1e308"})
+    def post(fields: dict[str, str]) -> None:
+        fields.setdefault("nonce", token)
+        response = client.post(path, data=fields)
+        assert response.status_code in (200, 403, 422), (fields, response.status_code)
+
+    post()
+    assert response_of(session, tp).status in (SurveyStatus.open, SurveyStatus.complete)

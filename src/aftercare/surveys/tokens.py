@@ -50,7 +50,8 @@ def form_nonce(secret: str, hashed: str) -> str:
 
 
 def nonce_ok(secret: str, hashed: str, sent: object) -> bool:
-    return isinstance(sent, str) and hmac.compare_digest(sent, form_nonce(secret, hashed))
+    expected = form_nonce(secret, hashed).encode()
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode("utf-8", "replace"), expected)  # any text
 
 
 def url_for(settings: Settings, token: str) -> str:

@@ -187,7 +187,7 @@ def survey_page(request: Request, token: str) -> HTMLResponse:
 async def survey_submit(request: Request, token: str) -> HTMLResponse:
     """Save (partial) or send (complete) the answers."""
     raw = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
-    fields = {key: value for key, value in raw.items() if isinstance(value, str)}
+    fields = {key: value.replace("\x00", "\ufffd") for key, value in raw.items() if isinstance(value, str)}  # NUL: no
     from starlette.concurrency import run_in_threadpool
 
     for attempt in range(3):  # SQLite may be busy for a moment under concurrent writers
