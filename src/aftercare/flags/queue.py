@@ -162,6 +162,10 @@ def _days(procedure: Procedure | None, at: datetime) -> float:
 def _sources(session: Session, flag: Flag) -> list[SourceItem]:
     requests = list(session.exec(
         select(TriageRequest).where(TriageRequest.flag_id == flag.id).order_by(col(TriageRequest.id))))
+    if not requests and (flag.inbound_id or flag.answer_id):  # the flag's own source, when no request names it
+        kind, source_id = ("answer", flag.answer_id) if flag.answer_id else ("message", flag.inbound_id)
+        requests = [TriageRequest(source_kind=kind, source_id=source_id or 0, severity=flag.tier.value,
+                                  rules=list(flag.rules))]
     out: list[SourceItem] = []
     for request in requests:
         if request.source_kind == "message":
