@@ -11,6 +11,7 @@ clear page and the clinic's phone number; nothing here answers 500 for anything 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def _form_page(
         emergency=str(patient_context(clinic=clinic, patient=patient)["emergency_number"]),
         answers=items.current_answers(session, response.id), submitted=submitted, errors=errors,
     )
-    until = format_when(response.closes_at, patient.timezone, lang)
+    until = format_when(response.closes_at - timedelta(minutes=1), patient.timezone, lang)  # 23:59, not 00:00
     return _render(
         request, "survey_form.html", status, lang=lang, words=words, sections=sections,
         title=words["checkin" if response.kind == TouchpointKind.checkin else "survey"],
