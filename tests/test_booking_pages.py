@@ -194,7 +194,9 @@ def test_a_forged_or_taken_time_books_nothing(
     assert "that time was just taken" in response.text and page.value_of(first) not in response.text
     assert session.exec(select(Appointment).where(Appointment.patient_id == world.patient.id)).all() == []
     assert client.post(f"/b/{token}", data={"slot": page.value_of(first)}).status_code == 403  # no nonce
-    assert client.post(f"/b/{token}", data={"slot": page.value_of(first), "nonce": "0" * 32}).status_code == 403
+    for forged in ("0" * 32, "ñ" * 32):
+        assert client.post(f"/b/{token}", data={"slot": page.value_of(first), "nonce": forged}).status_code == 403
+    assert client.post(f"/b/{token}", data={"slot": "ñ🙂", "nonce": nonce}, follow_redirects=False).status_code == 303
 
 
 def test_move_and_cancel_on_the_page(

@@ -62,4 +62,4 @@ def form_nonce(offer: BookingOffer, settings: Settings) -> str:
 
 
 def nonce_ok(offer: BookingOffer, settings: Settings, sent: object) -> bool:
-    return isinstance(sent, str) and hmac.compare_digest(sent, form_nonce(offer, settings))
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), form_nonce(offer, settings).encode())

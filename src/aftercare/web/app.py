@@ -19,6 +19,7 @@ from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
 from aftercare.web import api_patients, api_procedures, errors, imports_page, login, outbox_page, pages, procedure_form
 from aftercare.web.api_flags import router as flags_api_router
+from aftercare.web.api_visits import router as visits_api_router
 from aftercare.web.booking_pages import router as booking_router
 from aftercare.web.headers import SecurityHeaders
 from aftercare.web.review_pages import router as review_router
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(flags_api_router)  # the review queue over the API
     app.include_router(review_router)  # /flags: the physician review queue
     app.include_router(survey_router)  # public: the patient's survey form behind a signed link
+    app.include_router(visits_api_router)  # /api/v1/visits: book, move, cancel, mark, urgent visits
     app.include_router(visits_router)  # /visits: the staff calendar; /calendar/<token>.ics: physician feeds
     app.include_router(booking_router)  # public: /b/<token>, the patient's booking page
 
