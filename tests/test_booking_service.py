@@ -20,8 +20,10 @@ from aftercare.models import (
     AppointmentCell,
     AppointmentStatus,
     AuditEvent,
+    Channel,
     Clinic,
     CoordinatorTask,
+    OfferStatus,
     ProcedureStatus,
     Touchpoint,
     TouchpointStatus,
@@ -267,3 +269,62 @@ def test_a_visit_booked_at_short_notice_skips_the_reminders_already_due() -> Non
 
     assert times["reminder_day_before"][1] == notify.NOT_SENT_LATE
     assert times["reminder_same_day"] == (visit - timedelta(hours=2), None)
+
+
+# -- offers, the ticker, and the calendar file ------------------------------------------------------
+
+
+def test_booking_a_visit_withdraws_its_offer_not_sent_yet(session: Session, world: World) -> None:
+    offer_tp = session.exec(select(Touchpoint).where(Touchpoint.procedure_id == world.procedure.id,
+                                                     Touchpoint.key == "visit_6w_offer")).one()
+    assert offer_tp.status == TouchpointStatus.scheduled
+
+    book(session, world, clinic_time(20, "10:00"))
+
+    session.refresh(offer_tp)
+    assert (offer_tp.status, offer_tp.cancel_reason) == (TouchpointStatus.cancelled, "the visit is booked")
+
+
+def test_a_time_in_the_past_gets_a_fresh_offer_and_books_nothing(session: Session, world: World) -> None:
+    from aftercare.bookings import offers
+
+    scope = scopes.load(session, world.settings, patient=world.patient, procedure=world.procedure)
+    offer = offers.make_offer(session, scope, visit="visit_6w", mode=VisitMode.in_person,
+                              target=datetime.now(UTC) + timedelta(days=10), channel=Channel.sms,
+                              now=datetime.now(UTC))
+    gone = Slot(datetime.now(UTC) - timedelta(hours=3), world.dr_a.id or 0, 30)
+
+    answer = offers.accept(session, scope, offer, gone, source="sms", now=datetime.now(UTC))
+
+    assert answer.outcome == "taken" and answer.new_offer is not None and answer.detail == "the time has passed"
+    assert offer.status == OfferStatus.superseded and answer.new_offer.status == OfferStatus.open
+    assert session.exec(select(Appointment)).all() == []
+
+
+def test_the_ticker_frees_the_visits_of_a_cancelled_procedure(session: Session, world: World) -> None:
+    from aftercare import plans
+    from aftercare.bookings.tick import bookings_tick
+
+    appointment = book(session, world, clinic_time(20, "10:00"))
+    plans.cancel(session, world.procedure, "patient withdrew", actor="staff:1")
+    session.commit()
+
+    report = bookings_tick(world.settings)
+
+    assert report.cancelled == 1
+    session.expire_all()
+    freed = session.get(Appointment, appointment.id)
+    assert freed is not None and freed.status == AppointmentStatus.cancelled and cells(session, freed) == []
+    task = session.exec(select(CoordinatorTask).where(CoordinatorTask.kind == "visit_cancelled_with_procedure")).one()
+    assert task.patient_id == world.patient.id
+    assert bookings_tick(world.settings).cancelled == 0
+
+
+def test_a_named_calendar_file_that_is_missing_is_an_error(session: Session, world: World,
+                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = use_calendar(monkeypatch, tmp_path / "nowhere.yaml")
+    scope = scopes.load(session, settings, patient=world.patient)
+    assert scope.calendar is None and "nowhere.yaml: no such file (AFTERCARE_CALENDAR_FILE)" in (
+        scope.calendar_problem or "")
+    with pytest.raises(ConflictError, match="the clinic calendar cannot be used: .*nowhere.yaml: no such file"):
+        scope.need_calendar()

@@ -381,7 +381,7 @@ def test_the_ticker_expires_offers_and_ends_finished_booking_conversations(
     from aftercare.bookings.tick import bookings_tick
 
     send_offer(session, world, fake_providers)
-    assert bookings_tick(world.settings).as_dict() == {"expired": 0, "reoffered": 0, "tasks": 0, "released": 0}
+    assert not any(bookings_tick(world.settings).as_dict().values())
 
     report = bookings_tick(world.settings, now=utcnow() + timedelta(hours=49))
 

@@ -229,7 +229,9 @@ def current(settings: Settings) -> CalendarFile | None:
     try:
         mtime = path.stat().st_mtime
     except FileNotFoundError:
-        return None
+        if settings.calendar_file is not None:  # asked for by name: a missing file is a mistake
+            raise CalendarError(f"{path}: no such file (AFTERCARE_CALENDAR_FILE)") from None
+        return None  # no calendar: offers ask patients to call
     with _lock:
         cached = _cache.get(path)
         if cached is not None and cached[0] == mtime:

@@ -330,8 +330,9 @@ def _offer_context(session: Session, settings: Settings, tp: Touchpoint, now: da
         return {}
     labels = notify.slot_labels(slots_of(offer), patient)
     if tp.channel == Channel.sms:
-        if labels:
-            state.point(session, patient_id=tp.patient_id, kind=state.BOOKING, ref_id=offer.id or 0, asked_at=now)
+        if labels:  # a resend or a reconciliation does not take the thread back from a newer question
+            state.point(session, patient_id=tp.patient_id, kind=state.BOOKING, ref_id=offer.id or 0, asked_at=now,
+                        only_if_newer=True)
         return {"slots": labels, "link": None}
     return {"slots": labels, "link": tokens.offer_link(offer, settings) if labels else None}
 
@@ -357,8 +358,9 @@ def _notice_context(
             phone = patient_context(clinic=scope.clinic, patient=patient)["clinic_phone"]
             extra["attachments"] = [notify.invite(appointment, scope, uid_of=chain_root(session, appointment),
                                                   clinic_phone=phone)]
-    elif appointment.status == AppointmentStatus.booked:
-        state.point(session, patient_id=tp.patient_id, kind=state.BOOKING, ref_id=link_offer.id or 0, asked_at=now)
+    elif appointment.status == AppointmentStatus.booked and tp.template == notify.REMINDER:  # "reply R or C"
+        state.point(session, patient_id=tp.patient_id, kind=state.BOOKING, ref_id=link_offer.id or 0, asked_at=now,
+                    only_if_newer=True)
     return extra
 
 
