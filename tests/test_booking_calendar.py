@@ -158,3 +158,13 @@ def test_offers_spread_over_days_near_the_target() -> None:
 def test_visit_labels() -> None:
     assert [visit_label(v) for v in ("visit_2w", "visit_3mo", "urgent", "other")] == [
         "2-week follow-up", "3-month follow-up", "Urgent visit", "Other"]
+
+
+def test_the_app_refuses_to_start_on_a_broken_calendar(tmp_path: Path) -> None:
+    from aftercare.settings import Settings
+    from aftercare.web.app import create_app
+
+    path = write_calendar(tmp_path / "clinic.yaml", calendar_body(slot_minutes={"in_person": 30}))
+
+    with pytest.raises(CalendarError, match=r"clinic\.yaml: clinics\.cabo\.slot_minutes: .*missing: video, phone"):
+        create_app(Settings(database_url="sqlite://", calendar_file=path))

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from starlette.middleware.sessions import SessionMiddleware
 
 import aftercare
+from aftercare.bookings import calendar as booking_calendar
 from aftercare.db import make_engine
 from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.registry = ProtocolRegistry.from_dir(settings.config_dir / "protocols")
+    booking_calendar.current(settings)  # the clinic calendar (config/clinic.yaml) is checked now too
     app.state.templates = make_templates(settings)
     app.add_middleware(
         SessionMiddleware,
