@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,7 +99,12 @@ def _row(procedure: Procedure, tp: PlannedTouchpoint, now: datetime) -> dict[str
 
 
 def _merge_key(template: str, channel: str, due_at: datetime, zone: ZoneInfo) -> tuple[str, str, date]:
-    return (template, channel, due_at.astimezone(zone).date())
+    return (template, channel, _local_day(due_at, zone))
+
+
+@lru_cache(maxsize=1 << 16)  # bulk planning: the same due times recur across plans
+def _local_day(instant: datetime, zone: ZoneInfo) -> date:
+    return instant.astimezone(zone).date()
 
 
 def _open_by_patient(session: Session, patient_ids: Sequence[int]) -> dict[int, dict[tuple[str, str, date], int]]:
