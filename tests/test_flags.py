@@ -316,3 +316,26 @@ def test_a_patient_who_opted_out_is_not_texted_but_the_doctor_is_paged(
     triage_texts = select(OutboundReply).where(col(OutboundReply.template).like("triage_%"))
     assert session.exec(triage_texts).all() == []
     assert flag.status == FlagStatus.open and flag.next_escalation_at is not None  # escalates like any other
+
+
+def test_a_red_flag_behind_a_backlog_is_triaged_and_paged_first(
+    session: Session, team: Team, app_settings: Settings, fake_providers: FakeProviders
+) -> None:
+    everyday = []
+    for n in range(service.ROUND + 5):
+        patient, _ = patient_with_procedure(session, team.clinic)
+        everyday.append(stored_text(session, patient, f"thanks, all well today ({n})"))
+    sick, _ = patient_with_procedure(session, team.clinic)
+    urgent = stored_text(session, sick, "fever 39.4 and chills")
+    for inbound in [*everyday, urgent]:  # a backlog: stored, no flow started yet
+        session.add(TriageRequest(source_kind="message", source_id=inbound.id or 0, patient_id=inbound.patient_id,
+                                  text_kind="free_text"))
+    session.commit()
+
+    report = service.triage_requests(app_settings)
+
+    assert report.claimed == len(everyday) + 1 and report.severities == {"routine": len(everyday), "urgent": 1}
+    done = requests(session)
+    first = min(done, key=lambda r: r.triaged_at or utcnow())
+    assert first.source_id == urgent.id and first.severity == "urgent"
+    assert report.pages == {"sent": 2}

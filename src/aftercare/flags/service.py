@@ -2,13 +2,13 @@
 
 `triage_requests(settings, ids)` is the body of the `triage-response` flow and of the ticker's safety net:
 
-1. claim the requests (these ids, or every pending one; leases so two runs never triage one source twice;
-   SKIP LOCKED on PostgreSQL);
+1. claim the requests (these ids, or every pending one, the most concerning first; leases so two runs never
+   triage one source twice; SKIP LOCKED on PostgreSQL);
 2. per request, in its own transaction: load the source and its context, `aftercare.triage.evaluate` it, act
    on the rules it newly fired (flags.actions: flag, pages, patient texts, tasks), store the result on the
    request (severity, rules, the dry-run dict) and mark it done. Idempotent per source: a request is done once,
    and a survey answer only acts on rules the earlier answers of the same survey had not fired;
-3. hand this run's pages to the providers at once, then the queued patient replies.
+3. hand each request's pages (and the patient's texts) to the providers as soon as it commits.
 
 A request that fails is retried (the ticker) up to MAX_ATTEMPTS times, then marked failed with a high-priority
 task for a coordinator to read the message: nothing a patient wrote is left unseen.
@@ -20,6 +20,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,14 +33,17 @@ from sqlmodel import Session, col, select
 from aftercare import tasks
 from aftercare.db import get_engine
 from aftercare.flags import actions, inputs, paging
-from aftercare.models import SurveyAnswer, TaskPriority, TriageRequest, TriageStatus
+from aftercare.models import InboundMessage, SurveyAnswer, TaskPriority, TriageRequest, TriageStatus
 from aftercare.settings import Settings
 from aftercare.timeutil import utcnow
-from aftercare.triage import FiredRule, evaluate
+from aftercare.triage import FiredRule, TriageInput, evaluate
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 LEASE_SECONDS = 120
+ROUND = 20  # requests claimed at a time (then the most urgent pending ones are chosen again)
+BACKLOG = 2000  # pending requests looked at when choosing
+SENDERS = 4  # threads handing pages and patient texts to the providers while triage goes on
 
 
 @dataclass
@@ -110,6 +114,7 @@ class _Done:
     severity: str
     flag_id: int | None
     page_ids: list[int]
+    told: bool = False  # a text to the patient was queued (emergency, acknowledgement, education)
 
 
 def triage_one(session: Session, request_id: int, *, settings: Settings, now: datetime) -> _Done:
@@ -135,7 +140,8 @@ def triage_one(session: Session, request_id: int, *, settings: Settings, now: da
     request.status, request.triaged_at, request.lease_expires_at, request.error = TriageStatus.done, now, None, None
     session.add(request)
     session.flush()
-    return _Done(result.severity, request.flag_id, [p.id for p in outcome.pages if p.id is not None])
+    told = outcome.told is not None and outcome.told != "not_possible"
+    return _Done(result.severity, request.flag_id, [p.id for p in outcome.pages if p.id is not None], told)
 
 
 def _failed(engine: Engine, request_id: int, error: BaseException, now: datetime) -> None:
@@ -162,6 +168,51 @@ def _failed(engine: Engine, request_id: int, error: BaseException, now: datetime
         session.commit()
 
 
+def urgency(session: Session, pending: Sequence[int], known: dict[int, int]) -> None:
+    """A first look at each pending request, from its words alone (no context: day 0, no history): the rank its
+    text or answer would get. Used only to choose what to triage first when a backlog builds; `known` is
+    filled in place (requests looked at before are not read again)."""
+    new = [i for i in pending if i not in known]
+    if not new:
+        return
+    rows = session.exec(select(TriageRequest.id, TriageRequest.source_kind, TriageRequest.source_id)
+                        .where(col(TriageRequest.id).in_(new))).all()
+    messages = {sid: rid or 0 for rid, kind, sid in rows if kind == "message"}
+    answers = {sid: rid or 0 for rid, kind, sid in rows if kind == "answer"}
+    for sid, body in session.exec(select(InboundMessage.id, InboundMessage.body)
+                                  .where(col(InboundMessage.id).in_(list(messages)))):
+        known[messages[sid or 0]] = _rank(TriageInput(day=0.0, text=(body or "")[:5000] or None,
+                                                      text_kind="free_text"))
+    for sid, item, value, raw in session.exec(
+            select(SurveyAnswer.id, SurveyAnswer.item_id, SurveyAnswer.value, SurveyAnswer.raw_text)
+            .where(col(SurveyAnswer.id).in_(list(answers)))):
+        known[answers[sid or 0]] = _rank(TriageInput(day=0.0, answers=inputs.valid_answers({item: value}),
+                                                     text=(raw or "")[:5000] or None, text_kind="answer"))
+    for request_id in new:
+        known.setdefault(request_id, 0)
+
+
+def _rank(inp: TriageInput) -> int:
+    try:
+        return evaluate(inp).rank
+    except Exception:  # a first look only; the real triage reports its own problems
+        return 0
+
+
+def _pending(
+    session: Session, *, now: datetime, ids: Sequence[int] | None, older_than: datetime | None, limit: int
+) -> list[int]:
+    query = select(TriageRequest.id).where(
+        (col(TriageRequest.status) == TriageStatus.pending)
+        | ((col(TriageRequest.status) == TriageStatus.running) & (col(TriageRequest.lease_expires_at) < now))
+    )
+    if ids is not None:
+        query = query.where(col(TriageRequest.id).in_(list(ids)))
+    if older_than is not None:
+        query = query.where(col(TriageRequest.created_at) <= older_than)
+    return [i for i in session.exec(query.order_by(col(TriageRequest.id)).limit(limit)) if i is not None]
+
+
 def triage_requests(
     settings: Settings,
     request_ids: Sequence[int] | None = None,
@@ -171,37 +222,83 @@ def triage_requests(
     clock: Callable[[], datetime] = utcnow,
     send: bool = True,
 ) -> TriageReport:
-    """Triage these requests (None: every pending one), then send the pages and replies they queued."""
+    """Triage these requests (None: every pending one, including those that arrive while this runs).
+
+    Rounds of ROUND requests, the most concerning first (`urgency`), so a red flag behind a backlog of everyday
+    messages is not kept waiting. A request's pages (and the patient's texts) are handed to the providers as soon
+    as its transaction commits, on a few sender threads, while triage goes on.
+    """
     started = time.perf_counter()
     engine = engine or get_engine()
     report = TriageReport()
-    with Session(engine, expire_on_commit=False) as session:
-        ids = claim(session, now=clock(), ids=request_ids, older_than=older_than)
-        session.commit()
-    report.claimed = len(ids)
-    page_ids: list[int] = []
-    for request_id in ids:
-        try:
+    ranks: dict[int, int] = {}
+    attempted: set[int] = set()
+    sending: list[Future[tuple[str, Counter[str]]]] = []
+    with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="aftercare-pages") as senders:
+        while True:
             with Session(engine, expire_on_commit=False) as session:
-                done = triage_one(session, request_id, settings=settings, now=clock())
+                pending = _pending(session, now=clock(), ids=request_ids, older_than=older_than, limit=BACKLOG)
+                urgency(session, pending, ranks)
+            fresh = [i for i in pending if i not in attempted]  # a failure waits for a later run (the ticker)
+            chosen = sorted(fresh, key=lambda i: (-ranks.get(i, 0), i))[:ROUND]
+            if not chosen:
+                break
+            with Session(engine, expire_on_commit=False) as session:
+                ids = claim(session, now=clock(), ids=chosen)
                 session.commit()
-        except Exception as exc:
-            log.exception("triage of request %s failed; it will be retried", request_id)
-            report.failed += 1
-            _failed(engine, request_id, exc, clock())
-            continue
-        report.severities[done.severity] += 1
-        if done.flag_id is not None and done.flag_id not in report.flags:
-            report.flags.append(done.flag_id)
-        page_ids.extend(done.page_ids)
-    if send and ids:
-        if page_ids:
-            report.pages = paging.send_pages(settings, engine=engine, ids=page_ids, clock=clock)
-        report.replies = _send_replies(settings, engine, clock)
+            if not ids:  # another run took them
+                attempted.update(chosen)
+                continue
+            report.claimed += len(ids)
+            attempted.update(ids)
+            for request_id in sorted(ids, key=lambda i: (-ranks.get(i, 0), i)):
+                done = _triage_and_commit(engine, request_id, settings, clock, report)
+                if done is None or not send:
+                    continue
+                if done.page_ids:
+                    sending.append(senders.submit(_pages, settings, engine, done.page_ids, clock))
+                if done.told:
+                    sending.append(senders.submit(_replies, settings, engine, clock))
+        if send and report.claimed:
+            sending.append(senders.submit(_replies, settings, engine, clock))  # education replies and the rest
+        for future in sending:
+            kind, counts = future.result()
+            (report.pages if kind == "pages" else report.replies).update(counts)
     report.seconds = time.perf_counter() - started
-    if ids:
+    if report.claimed:
         log.info("triage: %s", report.summary())
     return report
+
+
+def _triage_and_commit(
+    engine: Engine, request_id: int, settings: Settings, clock: Callable[[], datetime], report: TriageReport
+) -> _Done | None:
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            done = triage_one(session, request_id, settings=settings, now=clock())
+            session.commit()
+    except Exception as exc:
+        log.exception("triage of request %s failed; it will be retried", request_id)
+        report.failed += 1
+        _failed(engine, request_id, exc, clock())
+        return None
+    report.severities[done.severity] += 1
+    if done.flag_id is not None and done.flag_id not in report.flags:
+        report.flags.append(done.flag_id)
+    return done
+
+
+def _pages(settings: Settings, engine: Engine, ids: list[int],
+           clock: Callable[[], datetime]) -> tuple[str, Counter[str]]:
+    try:
+        return "pages", paging.send_pages(settings, engine=engine, ids=ids, clock=clock)
+    except Exception:  # the ticker resends queued pages
+        log.exception("sending pages %s failed; the ticker retries", ids)
+        return "pages", Counter({"error": len(ids)})
+
+
+def _replies(settings: Settings, engine: Engine, clock: Callable[[], datetime]) -> tuple[str, Counter[str]]:
+    return "replies", _send_replies(settings, engine, clock)
 
 
 def _send_replies(settings: Settings, engine: Engine, clock: Callable[[], datetime]) -> Counter[str]:
