@@ -140,8 +140,10 @@ def start_triage_flow(request_ids: Sequence[int], settings: Settings, *, wait: b
     """Start `triage-response` for these triage requests, as `settings.flow_mode` says.
 
     off: triaged here, now (tests, scripts). inline: a background flow run in this process; while one is queued,
-    more requests join it (a burst of messages costs one run, not one each). deployment: `run_deployment` for a
-    Prefect worker. Never raises for Prefect trouble: the requests stay pending and the ticker triages them.
+    more requests join it (a burst of messages costs one run, not one each). deployment: the same inline run
+    (reported to the Prefect server), because a worker needs ~6 s to start a run and a page must go out within
+    5 s; with AFTERCARE_TRIAGE_ON_WORKERS=true, `run_deployment` for a worker instead. Never raises for Prefect
+    trouble: the requests stay pending and the ticker (or the `flags-tick` deployment) triages them.
     """
     ids = list(request_ids)
     if not ids:
@@ -151,7 +153,7 @@ def start_triage_flow(request_ids: Sequence[int], settings: Settings, *, wait: b
             from aftercare.flags.service import triage_requests
 
             triage_requests(settings, ids)
-        elif settings.flow_mode == "deployment":
+        elif settings.flow_mode == "deployment" and settings.triage_on_workers:
             from prefect.deployments import run_deployment
 
             run_deployment(TRIAGE_DEPLOYMENT, parameters={"request_ids": ids}, timeout=0,

@@ -182,7 +182,14 @@ class Settings(BaseSettings):
     )
     triage_grace_seconds: int = Field(
         30, ge=5, le=3600,
-        description="a stored answer or message still untriaged this long (its flow never ran) is triaged by the ticker",
+        description="a stored answer or message still untriaged this long (no flow ran) is triaged by the ticker",
+    )
+    triage_on_workers: bool = Field(
+        False,
+        description=(
+            "flow_mode=deployment only: start `triage-response` on Prefect workers (a worker takes ~6 s to start a "
+            "run, too slow for a 5 s page); false = the app runs it itself, as a flow run on the same Prefect server"
+        ),
     )
 
     @field_validator("default_timezone")
