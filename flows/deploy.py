@@ -93,6 +93,14 @@ DEPLOYMENTS: list[DeploymentSpec] = [
         interval_seconds=60,
         concurrency_limit=1,
     ),
+    DeploymentSpec(
+        flow="aftercare_flows.bookings_tick:bookings_tick",
+        name="bookings-tick",
+        description="Every 5 minutes: expire booking offers (re-offer once, then a task), free visits of cancelled "
+        "procedures.",
+        interval_seconds=300,  # offers expire after hours; minutes of lateness do not matter
+        concurrency_limit=1,
+    ),
 ]
 
 
