@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -144,31 +144,36 @@ def materialise(session: Session, procedures: Sequence[Procedure], now: datetime
     }
     existing = _open_by_patient(session, list(patients))
     protocols: dict[tuple[str, str], Protocol] = {}
-    rows: list[dict[str, Any]] = []
-    merges: list[tuple[int, tuple[str, str, date]]] = []
-    for procedure in todo:
+    for procedure in todo:  # every query before the rows stream out (a COPY holds the connection)
         ident = (procedure.protocol_id, procedure.protocol_version)
         if ident not in protocols:
             protocols[ident] = protocol_of(session, procedure)
-        patient = patients[procedure.patient_id]
-        ctx = plan_context(clinics[procedure.clinic_id], patient, procedure.performed_at)
-        seen = existing[patient.id or 0]
-        mine: dict[tuple[str, str, date], bool] = {}
-        for tp in build_plan(protocols[ident], ctx, now):
-            row = _row(procedure, tp, now)
-            if tp.status in OPEN_TOUCHPOINT_STATUSES:
-                key = _merge_key(tp.template, tp.channel, tp.due_at, ctx.zone)
-                if key in seen and key not in mine:
-                    row["status"] = TouchpointStatus.merged
-                    row["cancel_reason"] = "same message the same day in another plan of this patient"
-                    merges.append((len(rows), key))
-                else:
-                    mine[key] = True
-            rows.append(row)
-        for key in mine:
-            seen.setdefault(key, -1)  # placeholder until ids exist; resolved below
-    if rows:
-        bulk.insert_rows(session, Touchpoint, rows)  # COPY / one executemany: ~30 rows per plan
+    rows: list[dict[str, Any]] = []
+    merges: list[tuple[int, tuple[str, str, date]]] = []
+
+    def plan_rows() -> Iterator[dict[str, Any]]:
+        for procedure in todo:
+            patient = patients[procedure.patient_id]
+            ctx = plan_context(clinics[procedure.clinic_id], patient, procedure.performed_at)
+            seen = existing[patient.id or 0]
+            mine: dict[tuple[str, str, date], bool] = {}
+            for tp in build_plan(protocols[(procedure.protocol_id, procedure.protocol_version)], ctx, now):
+                row = _row(procedure, tp, now)
+                if tp.status in OPEN_TOUCHPOINT_STATUSES:
+                    key = _merge_key(tp.template, tp.channel, tp.due_at, ctx.zone)
+                    if key in seen and key not in mine:
+                        row["status"] = TouchpointStatus.merged
+                        row["cancel_reason"] = "same message the same day in another plan of this patient"
+                        merges.append((len(rows), key))
+                    else:
+                        mine[key] = True
+                rows.append(row)
+                yield row
+            for key in mine:
+                seen.setdefault(key, -1)  # placeholder until ids exist; resolved below
+
+    # Streamed: on PostgreSQL the server stores one slice of rows while the next plans are built.
+    bulk.insert_rows(session, Touchpoint, plan_rows())
     _link_merges(session, [rows[i] for i, _ in merges], [k for _, k in merges])
     for procedure in todo:
         procedure.status = ProcedureStatus.active
