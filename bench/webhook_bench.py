@@ -19,6 +19,7 @@ Measured:
     python -m bench webhook                                      # 2,000 messages at 200/s, Prefect inline
     python -m bench webhook -- --messages 400 --no-save
     python -m bench webhook -- --flow-mode off                   # triage in-process, no Prefect server
+    python -m bench webhook -- --topology uvicorn --workers 2    # as docker-compose.yml runs the app
 """
 
 from __future__ import annotations
@@ -167,26 +168,52 @@ def seed(url: str, count: int) -> tuple[int, list[str]]:
     return clinic_id, phones
 
 
-def start_app(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen([str(Path(sys.executable).parent / "aftercare"), "serve"], cwd=ROOT, env=env, stdout=handle,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+def start_app(env: dict[str, str], log: Path, topology: str, workers: int) -> subprocess.Popen[bytes]:
+    """`aftercare serve` (embedded: one worker, ticker, local Prefect), or uvicorn with `workers` processes as in
+    docker-compose.yml (flow mode deployment: triage-response runs in the app, reported to the Prefect server)."""
+    handle = log.open("ab")
+    bin_dir = Path(sys.executable).parent
+    if topology == "serve":
+        command = [str(bin_dir / "aftercare"), "serve"]
+    else:
+        command = [str(bin_dir / "uvicorn"), "--factory", "aftercare.web.app:create_app", "--host", "127.0.0.1",
+                   "--port", env["AFTERCARE_PORT"], "--workers", str(workers), "--log-level", "warning"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
-def wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+def start_prefect(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """A Prefect server of its own (the uvicorn topology; `aftercare serve` starts its embedded one)."""
+    handle = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                             str(port)], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"aftercare serve exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{url}: the process exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"aftercare serve did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, 15)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
 
 
 async def fire(base: str, signed: list[tuple[dict[str, str], dict[str, str]]], rate: float) -> list[dict[str, Any]]:
@@ -288,7 +315,8 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
     }
 
 
-def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, keep_log: Path | None) -> dict[str, Any]:
+def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, keep_log: Path | None, topology: str,
+        workers: int) -> dict[str, Any]:
     import psycopg
 
     from aftercare import migrate
@@ -303,6 +331,7 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
     work = Path(tempfile.mkdtemp(prefix="aftercare-webhook-bench-"))
     fake, fake_url = start_fake(latency)
     app: subprocess.Popen[bytes] | None = None
+    prefect: subprocess.Popen[bytes] | None = None
     log = keep_log or work / "serve.log"
     try:
         migrate.upgrade(url)
@@ -322,10 +351,16 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(ROOT),
         })
         started = time.perf_counter()
-        app = start_app(env, log)
-        wait_healthy(base, app, 180, log)
+        if topology == "uvicorn" and flow_mode != "off":
+            env["PREFECT_HOME"] = str(work / "prefect")
+            prefect = start_prefect(env, prefect_port, log)
+            wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", prefect, 180, log)
+            env.update({"PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api", "AFTERCARE_FLOW_MODE": "deployment"})
+        app = start_app(env, log, topology, workers)
+        wait_healthy(base + "/healthz", app, 180, log)
         startup = time.perf_counter() - started
-        print(f"aftercare serve up in {startup:.1f}s (flow mode {flow_mode}); seeded {count} patients", flush=True)
+        print(f"app up in {startup:.1f}s ({topology}, flow mode {env['AFTERCARE_FLOW_MODE']}); seeded {count} "
+              "patients", flush=True)
 
         mix = messages(count)
         signed = [twilio_inbound(base + SMS_PATH, phone, text) for phone, (_, text) in zip(phones, mix, strict=True)]
@@ -360,17 +395,14 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
               f"({statuses})", flush=True)
         print(f"urgent -> SMS page handed to the provider: p50 {paging['p50_s']} s, p95 {paging['p95_s']} s, "
               f"max {paging['max_s']} s over {paging['paged']} red-flag messages", flush=True)
-        return {"database": "postgresql", "server_version": version, "flow_mode": flow_mode,
+        return {"database": "postgresql", "server_version": version, "topology": topology,
+                "uvicorn_workers": 1 if topology == "serve" else workers, "flow_mode": env["AFTERCARE_FLOW_MODE"],
                 "fake_latency_s": latency, "serve_startup_s": round(startup, 1),
                 "load_average_1min_before_load": round(load_before, 2), "webhook": webhook,
                 "urgent_to_page": paging, "stored": stored}
     finally:
-        if app is not None and app.poll() is None:
-            os.killpg(app.pid, 15)
-            try:
-                app.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(app.pid, 9)
+        stop(app)
+        stop(prefect)
         fake.kill()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -393,7 +425,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
     parser.add_argument("--flow-mode", choices=("inline", "off"), default="inline",
-                        help="inline: triage-response flows on the embedded Prefect server; off: no Prefect")
+                        help="inline: triage-response flow runs on a Prefect server; off: no Prefect at all")
+    parser.add_argument("--topology", choices=("serve", "uvicorn"), default="serve",
+                        help="serve: `aftercare serve` (make run); uvicorn: --workers processes as in docker-compose")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (--topology uvicorn)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the fake providers wait to answer")
     parser.add_argument("--pg-admin", default=os.environ.get("AFTERCARE_BENCH_PG", PG_ADMIN),
                         help="libpq URL of a database we may CREATE DATABASE from")
@@ -404,7 +439,8 @@ def main(argv: list[str]) -> int:
     load_at_start = round(os.getloadavg()[0], 2)
     result = {"benchmark": "webhook", "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "load_average_1min_at_start": load_at_start,
-              **run(args.messages, args.rate, args.flow_mode, args.latency, args.pg_admin, args.log),
+              **run(args.messages, args.rate, args.flow_mode, args.latency, args.pg_admin, args.log, args.topology,
+                    args.workers),
               "machine": machine()}
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -241,3 +241,23 @@ def test_pages_of_two_tickers_at_once_are_sent_once(
     assert to_staff(fake_providers, team).count(("sms", team.backup.phone)) == 1
     staff = session.exec(select(StaffUser).where(col(StaffUser.email) == BACKUP)).one()
     assert staff.id == team.backup.id
+
+
+def test_a_broken_oncall_file_never_stops_a_page(
+    session: Session, app_settings: Settings, team: Team, fake_providers: FakeProviders,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import os
+
+    from aftercare.flags.oncall import oncall_path
+
+    path = oncall_path(app_settings)
+    with time_machine.travel(MORNING, tick=False):
+        urgent_flag(session, app_settings, team)  # the good file is read (and remembered)
+    path.write_text(path.read_text() + "\n  pager: yes\n", encoding="utf-8")  # an admin's typo
+    os.utime(path, (MORNING.timestamp() + 5, MORNING.timestamp() + 5))
+    with time_machine.travel(MORNING + timedelta(minutes=1), tick=False):
+        flag = urgent_flag(session, app_settings, team)
+    assert len(pages_of(session, flag)) == 2  # the last good rota: the primary
+    assert "paging with the last good version until it is fixed" in caplog.text
+    assert to_staff(fake_providers, team).count(("sms", team.primary.phone)) == 2

@@ -12,6 +12,7 @@ templates' own table by the tests so both always agree.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from aftercare.models import Channel, Language
 from aftercare.settings import Settings
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+log = logging.getLogger(__name__)
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_WEEK = 7 * 24 * 60
 _HOURS = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-4]):([0-5]\d)\s*$")
@@ -259,7 +261,11 @@ EMPTY = OnCallFile()
 
 
 def current(settings: Settings) -> OnCallFile:
-    """The configured on-call file (empty when there is none); re-read when the file changes on disk."""
+    """The configured on-call file (empty when there is none); re-read when the file changes on disk.
+
+    A file saved with a mistake never stops a page: the error is logged and the last good version is used (or,
+    when there was none, no rota at all: every physician is paged). `load_oncall` is the strict check.
+    """
     path = oncall_path(settings)
     try:
         mtime = path.stat().st_mtime
@@ -269,7 +275,13 @@ def current(settings: Settings) -> OnCallFile:
         cached = _cache.get(path)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-    loaded = load_oncall(path)
+    try:
+        loaded = load_oncall(path)
+    except OnCallError as exc:
+        fallback = cached[1] if cached is not None else EMPTY
+        log.error("%s; paging with %s until it is fixed", exc,
+                  "the last good version" if cached is not None else "no rota (every physician, then the admins)")
+        loaded = fallback
     with _lock:
         _cache[path] = (mtime, loaded)
     return loaded
