@@ -138,7 +138,8 @@ def test_day3_checkin_by_sms_end_to_end(
     inbound = {m.id: m for m in session.exec(select(InboundMessage))}
     assert all(r.inbound_id in inbound and inbound[r.inbound_id].body == r.raw_text for r in rows)
     assert all(m.handled and m.patient_id == invite.patient_id for m in inbound.values())
-    scores = {s.instrument_id: s for s in session.exec(select(SurveyScore).where(SurveyScore.response_id == response.id))}
+    stored = session.exec(select(SurveyScore).where(SurveyScore.response_id == response.id))
+    scores = {s.instrument_id: s for s in stored}
     assert set(scores) == {"quick_status", "nrs_now", "nrs_worst_24h", "redflag_checkin"}
     assert (scores["nrs_now"].value, scores["nrs_now"].instrument_version, scores["nrs_now"].complete) == (4, "1.0.0",
                                                                                                          True)
