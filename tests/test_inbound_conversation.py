@@ -31,7 +31,7 @@ from aftercare.models import (
 )
 from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
-from aftercare.surveys import items
+from aftercare.surveys import items, state
 from aftercare.surveys.service import tick
 from aftercare.timeutil import utcnow
 from aftercare.web.app import create_app
@@ -303,3 +303,21 @@ def test_a_text_with_no_survey_still_goes_to_a_person(
     [task] = tasks_of(session)
     assert (task.kind, task.title, task.patient_id) == ("patient_reply", "Reply from a patient", patient.id)
     assert session.exec(select(SurveyResponse)).all() == []
+
+
+def test_after_another_conversation_lets_go_a_reply_still_finds_the_open_survey(
+    client: TestClient, app_settings: Settings, session: Session, clinic: Clinic, fake_providers: FakeProviders
+) -> None:
+    patient = make_patient(session, clinic, language="en")
+    phone = patient.phone_e164 or ""
+    invite = survey_touchpoint(session, clinic, patient)
+    dispatch(app_settings)
+    assert "pain right now" in (reply(client, fake_providers, phone, "0") or "")
+    pointer = session.get(Conversation, patient.id)
+    assert pointer is not None
+    state.point(session, patient_id=patient.id or 0, kind=state.BOOKING, ref_id=99, asked_at=utcnow())
+    state.release(session, patient_id=patient.id or 0, kind=state.BOOKING, ref_id=99)  # a booking ended
+    session.commit()
+
+    assert "WORST" in (reply(client, fake_providers, phone, "3") or "")
+    assert counting_answers(session, response_of(session, invite))["nrs_now"] == 3

@@ -269,6 +269,28 @@ def _mark_asked(session: Session, response: SurveyResponse, si: SurveyItem, now:
     state.point(session, patient_id=response.patient_id, kind=state.SURVEY, ref_id=response.id, asked_at=now)
 
 
+def reopen_pointer(session: Session, patient_ids: list[int], *, now: datetime) -> Conversation | None:
+    """No conversation pointer (another conversation ended and released it): the patient's newest open SMS
+    survey becomes the conversation again, so a reply to its question still finds it."""
+    if not patient_ids:
+        return None
+    newest = session.exec(
+        select(SurveyResponse)
+        .where(
+            col(SurveyResponse.patient_id).in_(patient_ids),
+            SurveyResponse.status == SurveyStatus.open,
+            SurveyResponse.channel == Channel.sms,
+            col(SurveyResponse.opened_at).is_not(None),
+            col(SurveyResponse.closes_at) > now,
+        )
+        .order_by(col(SurveyResponse.opened_at).desc(), col(SurveyResponse.id).desc())
+    ).first()
+    if newest is None or newest.id is None or newest.opened_at is None:
+        return None
+    return state.point(session, patient_id=newest.patient_id, kind=state.SURVEY, ref_id=newest.id,
+                       asked_at=newest.asked_at or newest.opened_at)
+
+
 # -- the tick: first questions after an invitation, and resuming a paused survey ------------------------
 
 

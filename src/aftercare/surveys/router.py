@@ -18,7 +18,7 @@ from aftercare.bookings.conversation import on_booking_text
 from aftercare.models import Conversation, InboundMessage, Patient
 from aftercare.settings import Settings
 from aftercare.surveys import state
-from aftercare.surveys.conversation import handle_free_text, on_survey_reply
+from aftercare.surveys.conversation import handle_free_text, on_survey_reply, reopen_pointer
 from aftercare.surveys.responses import activate_sent
 from aftercare.timeutil import utcnow
 
@@ -38,7 +38,7 @@ def on_patient_text(
     reply's id, or None (nothing to say back; a person has a task)."""
     ids = [p.id for p in patients if p.id is not None]
     activate_sent(session, settings=settings, now=utcnow(), patient_ids=ids)
-    pointer = state.current(session, ids)
+    pointer = state.current(session, ids) or reopen_pointer(session, ids, now=utcnow())
     handler = HANDLERS.get(pointer.kind) if pointer is not None else None
     if pointer is None or handler is None:
         handle_free_text(session, inbound=inbound, patient=patients[0] if patients else None)
