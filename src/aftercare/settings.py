@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     config_dir: Path = Field(default_factory=lambda: _default_dir("config"), description="protocols, clinic")
     templates_dir: Path = Field(default_factory=lambda: _default_dir("templates"), description="message/web")
     calendar_file: Path | None = Field(
-        None, description="the clinic calendar for bookings (physicians, hours, slots); unset = <config_dir>/clinic.yaml"
+        None,
+        description="the clinic calendar for bookings (physicians, hours, slots); unset: <config_dir>/clinic.yaml",
     )
     default_phone_region: str = Field("US", description="region for phone numbers written without +country")
     default_timezone: str = Field("America/New_York", description="patient zone when none is given")
