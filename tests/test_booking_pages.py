@@ -154,6 +154,11 @@ def test_links_that_do_not_work_get_a_clear_page(
     offer, token = emailed_offer(session, world, fake_providers)
 
     assert client.get("/b/not-a-token").status_code == 404
+    for junk in ("ñ🙂" * 5, "%00", "a" * 80, "..%2F..%2Fetc", "A" * 32):
+        assert client.get(f"/b/{junk}").status_code in (404, 422), junk
+        assert client.post(f"/b/{junk}/cancel", data={"nonce": "ñ"}).status_code in (404, 422), junk
+    assert client.get("/b/" + "a" * 200).status_code == 422
+    assert client.get("/calendar/ñ.ics").status_code == 404
     tampered = client.get(f"/b/{token[:-1]}{'A' if token[-1] != 'A' else 'B'}")
     assert tampered.status_code == 404 and "This link is not valid" in tampered.text
     offer.expires_at = utcnow() - timedelta(minutes=1)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
 from aftercare.bookings import offers
@@ -387,3 +389,12 @@ def test_the_ticker_expires_offers_and_ends_finished_booking_conversations(
 
     assert (report.expired, report.reoffered) == (1, 1)
     assert pointer(session, world) is None  # an expired offer is no longer the conversation
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_no_reply_crashes_the_reader(body: str) -> None:
+    reading = read(body)
+    assert reading.kind in {"choice", "reschedule", "cancel", "unclear", "other"}
+    assert (reading.number is not None) == (reading.kind == "choice")
+    assert reading.number is None or 1 <= reading.number <= 3

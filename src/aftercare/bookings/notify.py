@@ -44,7 +44,6 @@ from aftercare.models import (
     TouchpointStatus,
     VisitMode,
 )
-from aftercare.settings import Settings
 from aftercare.timing import next_send_time
 
 CONFIRMATION = "booking_confirmation"
@@ -136,7 +135,7 @@ def reminder_times(
             reason = NOT_SENT_LATE
         elif due > latest:
             reason = NOT_SENT_QUIET
-        out.append((what, planned, min(due, latest) if reason is None else planned, latest, reason))
+        out.append((what, planned, due if reason is None else planned, latest, reason))
     return out
 
 
@@ -220,6 +219,3 @@ def reply(
     session.flush()
     return row.id
 
-
-def settings_of(scope: Scope) -> Settings:
-    return scope.settings

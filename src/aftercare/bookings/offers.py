@@ -24,7 +24,15 @@ from aftercare import audit, tasks
 from aftercare.bookings import notify, tokens
 from aftercare.bookings import scope as scopes
 from aftercare.bookings.scope import Scope
-from aftercare.bookings.service import OTHER, URGENT, SlotTaken, active_for_visit, after_booking, place
+from aftercare.bookings.service import (
+    OTHER,
+    URGENT,
+    SlotTaken,
+    active_for_visit,
+    after_booking,
+    place,
+    repoint_offers,
+)
 from aftercare.bookings.slots import Slot, open_slots, pick_near
 from aftercare.errors import ConflictError, InputError
 from aftercare.models import (
@@ -251,8 +259,6 @@ def accept(
     offer.status, offer.answered_at, offer.appointment_id = OfferStatus.accepted, now, placed.appointment.id
     session.add(offer)
     if replaces is not None:
-        from aftercare.bookings.service import repoint_offers
-
         repoint_offers(session, old=replaces, new=placed.appointment)
     after_booking(session, scope, placed, now, confirm=source != "sms")
     audit.record(session, actor=f"patient:{scope.patient_id}", action="booking.accepted",

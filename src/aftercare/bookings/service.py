@@ -132,9 +132,7 @@ def place(
     return Placed(appointment, replaces)
 
 
-def after_booking(
-    session: Session, scope: Scope, placed: Placed, now: datetime, *, confirm: bool, channel: object = None
-) -> None:
+def after_booking(session: Session, scope: Scope, placed: Placed, now: datetime, *, confirm: bool) -> None:
     """Reminders for the new visit, a way to manage it (its link), and (unless answered by reply) a notice."""
     appointment = placed.appointment
     notify.schedule_reminders(session, scope, appointment, now)
