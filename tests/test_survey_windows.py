@@ -22,6 +22,7 @@ from aftercare.models import (
     Clinic,
     Patient,
     Procedure,
+    SurveyLink,
     SurveyResponse,
     SurveyStatus,
     Touchpoint,
@@ -29,7 +30,9 @@ from aftercare.models import (
     TouchpointStatus,
 )
 from aftercare.settings import Settings, get_settings
+from aftercare.surveys.responses import ensure_response
 from aftercare.surveys.service import tick
+from aftercare.surveys.tokens import token_for
 from aftercare.web.app import create_app
 from tests.dispatch_helpers import make_patient, make_procedure
 from tests.factories import make_clinic
@@ -275,3 +278,24 @@ def test_a_reply_after_the_window_closed_is_kept_and_answered_once(
     assert len(texts) == 2  # the invitation, then ONE closed notice
     assert [t.title for t in tasks_of(session, "patient_reply")] == ["Reply to a survey that has closed"] * 2
     assert session.exec(select(SurveyResponse)).one().closed_notice_at is not None
+
+
+def test_a_response_whose_invitation_was_moved_later_follows_the_new_window(
+    app_settings: Settings, session: Session, clinic: Clinic, fake_providers: FakeProviders
+) -> None:
+    patient = patient_in_toronto(session, clinic, preferred_channel=Channel.email)
+    invite = survey_touchpoint(session, clinic, patient, kind=TouchpointKind.survey, key="survey_wk6", survey="wk6",
+                               channel=Channel.email, due=local(3, 10), window=timedelta(days=7))
+    response = ensure_response(session, invite)  # prepared for a send that did not happen (a retry was due)
+    assert response is not None
+    token_for(session, response, app_settings)
+    invite.planned_at = invite.due_at = local(20, 10)  # the procedure was moved two weeks later
+    invite.window_end = local(27, 10)
+    session.add(invite)
+    session.commit()
+
+    tick(app_settings, now=local(11, 0), send=False)
+
+    response = response_of(session, invite)
+    assert response.status == SurveyStatus.open and response.closes_at == local(27, 10)
+    assert session.exec(select(SurveyLink)).one().expires_at == local(27, 10)

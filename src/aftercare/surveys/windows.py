@@ -27,9 +27,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from aftercare.models import (
+    OPEN_TOUCHPOINT_STATUSES,
     Patient,
     Procedure,
     ProcedureStatus,
+    SurveyLink,
     SurveyResponse,
     SurveyStatus,
     Touchpoint,
@@ -139,10 +141,30 @@ def close_windows(session: Session, *, settings: Settings, now: datetime) -> int
         response = locked(session, response_id or 0)
         if response is None or response.status != SurveyStatus.open or response.closes_at > now:
             continue
+        if _moved(session, response, now):
+            continue
         store.end(session, response, now=now, settings=settings, reason="its window closed")
         ended += 1
     session.flush()
     return ended
+
+
+def _moved(session: Session, response: SurveyResponse, now: datetime) -> bool:
+    """An invitation not sent yet whose plan moved later (the procedure was rescheduled): the response and its
+    links follow the new window instead of closing."""
+    tp = session.get(Touchpoint, response.touchpoint_id)
+    patient = session.get(Patient, response.patient_id)
+    if response.opened_at is not None or tp is None or patient is None or tp.status not in OPEN_TOUCHPOINT_STATUSES:
+        return False
+    later = closes_at_for(tp, patient.timezone)
+    if later <= now:
+        return False
+    response.closes_at, response.updated_at = later, now
+    session.add(response)
+    for link in session.exec(select(SurveyLink).where(SurveyLink.response_id == response.id)):
+        link.expires_at = later
+        session.add(link)
+    return True
 
 
 def _unopened_past(session: Session, now: datetime) -> list[Touchpoint]:
