@@ -116,6 +116,7 @@ def test_a_form_without_the_csrf_token_is_refused(client: TestClient, coordinato
     for path in ("/logout", "/procedures/new", "/procedures/1/cancel", "/procedures/1/move"):
         assert client.post(path, data={"reason": "x"}).status_code == 403, path
         assert client.post(path, data={"csrf_token": "forged"}).status_code == 403, path
+        assert client.post(path, data={"csrf_token": "fälschung ✓"}).status_code == 403, path
     assert client.get("/").status_code == 200  # still signed in
 
 

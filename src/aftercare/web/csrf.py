@@ -35,5 +35,10 @@ async def check_csrf(request: Request) -> None:
     form = await request.form()
     sent = form.get(FIELD)
     expected = request.session.get(SESSION_KEY)
-    if not isinstance(sent, str) or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+    if (
+        not isinstance(sent, str)
+        or not isinstance(expected, str)
+        # bytes: compare_digest raises TypeError on non-ASCII str, which would be a 500
+        or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
+    ):
         raise CsrfError()
