@@ -37,6 +37,10 @@ def dispatch_settings(database_url: str, fake_provider_settings: Settings,
                       monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("AFTERCARE_DISPATCH_BATCH_SIZE", "50")
     monkeypatch.setenv("AFTERCARE_DISPATCH_WORKERS", "8")
+    # A loaded CI box must not turn slow answers into timeouts (ambiguous sends wait for reconciliation)
+    # or end a run before every row is claimed: this test is about exactly-once, not about speed.
+    monkeypatch.setenv("AFTERCARE_PROVIDER_TIMEOUT_SECONDS", "30")
+    monkeypatch.setenv("AFTERCARE_DISPATCH_MAX_SECONDS", "600")
     get_settings.cache_clear()
     yield get_settings()
 
