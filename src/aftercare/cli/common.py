@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from aftercare.errors import ConflictError, InputError, NotFoundError
 from aftercare.protocols import ProtocolError, ProtocolRegistry
@@ -51,6 +51,9 @@ def errors(options: Mapping[str, str] | None = None, *, conflict: str = "conflic
         fail(names.get(_loc(last["loc"]), _loc(last["loc"])), last["msg"])
     except ProtocolError as exc:
         fail("protocol", str(exc))
+    except IntegrityError as exc:  # another writer stored the same thing in the meantime
+        problem = str(exc.orig or exc).splitlines()[0]
+        fail(conflict, f"conflicts with data stored meanwhile ({problem}); nothing was stored, run it again")
     except (OperationalError, ProgrammingError) as exc:
         problem = str(exc.orig or exc).splitlines()[0]
         fail("database", f"{problem} (is it reachable, and migrated with `aftercare db upgrade`?)")
