@@ -285,6 +285,7 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
         first_page.setdefault((page.flag_id, page.channel.value), page)
     to_page: list[float] = []
     to_email: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (seconds into the load, seconds to the SMS page), per red flag
     missed: list[str] = []
     tiers: dict[str, dict[str, int]] = {}
     for row in sent:
@@ -302,6 +303,7 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
             missed.append(row["sid"])
             continue
         to_page.append(sms.sent_at.timestamp() - row["sent_at"])
+        timeline.append((round(row["sent_at"] - sent[0]["sent_at"], 2), round(to_page[-1], 3)))
         email = first_page.get((flag.id or 0, "email"))
         if email is not None and email.sent_at is not None:
             to_email.append(email.sent_at.timestamp() - row["sent_at"])
@@ -311,7 +313,7 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
         "triaged_done": sum(1 for r in requests.values() if r.status == TriageStatus.done),
         "flags": len(flags), "pages": len(pages), "pages_sent": pages_sent,
         "severity_by_kind": tiers, "red_flags_without_a_page": missed,
-        "to_sms_page_s": to_page, "to_email_page_s": to_email,
+        "to_sms_page_s": to_page, "to_email_page_s": to_email, "red_flag_timeline": timeline,
     }
 
 
@@ -377,6 +379,7 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
             statuses[str(r["status"])] = statuses.get(str(r["status"]), 0) + 1
         to_page = sorted(stored.pop("to_sms_page_s"))
         to_email = sorted(stored.pop("to_email_page_s"))
+        timeline = stored.pop("red_flag_timeline")
         webhook = {
             "requests": count, "offered_rate_per_s": rate, "achieved_rate_per_s": round(count / send_seconds, 1),
             "status_codes": statuses, "p50_ms": round(pct(ms, 0.50), 1), "p90_ms": round(pct(ms, 0.90), 1),
@@ -388,6 +391,7 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
             "paged": len(to_page), "p50_s": round(pct(to_page, 0.50), 3), "p95_s": round(pct(to_page, 0.95), 3),
             "max_s": round(to_page[-1], 3) if to_page else None, "email_page_p95_s": round(pct(to_email, 0.95), 3),
             "target_p95_s": TARGET_PAGE_P95_S,
+            "by_send_time": [{"sent_after_s": at, "to_page_s": took} for at, took in sorted(timeline)],
         }
         paging["target_met"] = (paging["p95_s"] <= TARGET_PAGE_P95_S
                                 and not stored["red_flags_without_a_page"])

@@ -2,10 +2,14 @@
 
 Started for every stored answer or free-text message (aftercare.orchestration.start_triage_flow). Thin over
 `aftercare.flags.service.triage_requests`; the ticker's `flags-tick` job triages whatever a run missed.
+
+An async flow: Prefect joins a sync flow's heartbeat thread when it returns (up to ~1 s, shared/prefect.md §3),
+which would hold up the next run, and with it the next page. The triage itself runs in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import flow
@@ -15,8 +19,8 @@ from aftercare.settings import get_settings
 
 
 @flow(name="triage-response", log_prints=True)
-def triage_response(request_ids: list[int] | None = None) -> dict[str, Any]:
+async def triage_response(request_ids: list[int] | None = None) -> dict[str, Any]:
     """Triage these requests (None: every pending one); hand their pages to the providers; return the counts."""
-    report = triage_requests(get_settings(), request_ids)
+    report = await asyncio.to_thread(triage_requests, get_settings(), request_ids)
     print(f"triage-response: {report.summary()}")
     return report.as_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_the_triage_response_flow_flags_and_pages(
 ) -> None:
     request_id = pending(session, team, "there is pus coming from the wound")
 
-    counts = triage_response([request_id])
+    counts = asyncio.run(triage_response([request_id]))  # an async flow
 
     assert counts["claimed"] == 1 and counts["severities"] == {"urgent": 1} and counts["pages"] == {"sent": 2}
     [flag] = flags_of(session)

@@ -107,9 +107,11 @@ _triage_queued = False
 
 
 def _run_triage_inline(request_ids: list[int] | None) -> object:
+    import asyncio
+
     from aftercare_flows.triage_response import triage_response
 
-    return triage_response(request_ids)
+    return asyncio.run(triage_response(request_ids))  # an async flow (no heartbeat join when it returns)
 
 
 def _drain_triage() -> object:
@@ -134,6 +136,20 @@ def _queue_triage_run() -> None:
 def _log_triage_failure(future: Future[object]) -> None:
     if (exc := future.exception()) is not None:
         log.error("triage-response flow failed; the ticker triages what is left: %s", exc)
+
+
+def _triage_in_app(settings: Settings) -> bool:
+    return settings.flow_mode == "inline" or (settings.flow_mode == "deployment" and not settings.triage_on_workers)
+
+
+def warm_triage(settings: Settings) -> None:
+    """At app start: one `triage-response` run in the background, for whatever is pending (a restart) and so the
+    first flow run (imports, Prefect client, rules: seconds) is not paid by the first urgent message."""
+    if _triage_in_app(settings):
+        try:
+            _queue_triage_run()
+        except Exception as exc:  # never stop the app from starting
+            log.error("could not warm up triage-response: %s", exc)
 
 
 def start_triage_flow(request_ids: Sequence[int], settings: Settings, *, wait: bool = False) -> None:

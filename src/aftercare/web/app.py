@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 import aftercare
 from aftercare.bookings import calendar as booking_calendar
 from aftercare.db import make_engine
+from aftercare.orchestration import warm_triage
 from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
 from aftercare.web import api_patients, api_procedures, errors, imports_page, login, outbox_page, pages, procedure_form
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warm_triage(settings)  # the first page must not wait for Prefect to warm up; triages what is pending
         yield
         engine.dispose()
 
