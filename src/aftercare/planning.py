@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,11 +58,18 @@ def _instant(protocol: Protocol, ctx: PlanContext, offset: Offset) -> datetime:
 
 def _channels(choices: list[str], ctx: PlanContext) -> list[tuple[Channel, str | None]]:
     """Each requested channel, with the reason it cannot be used (None when it can)."""
-    reachable = {Channel.sms: ctx.has_phone, Channel.email: ctx.has_email}
+    return list(_resolve_channels(tuple(choices), Channel(ctx.preferred_channel), ctx.has_phone, ctx.has_email))
+
+
+@lru_cache(maxsize=256)  # a handful of combinations, asked for every touchpoint of every plan
+def _resolve_channels(
+    choices: tuple[str, ...], preferred: Channel, has_phone: bool, has_email: bool
+) -> tuple[tuple[Channel, str | None], ...]:
+    reachable = {Channel.sms: has_phone, Channel.email: has_email}
     resolved: list[Channel] = []
     for choice in choices:
         if choice == "preferred":
-            channel = ctx.preferred_channel
+            channel = preferred
             if not reachable[channel]:
                 other = Channel.email if channel == Channel.sms else Channel.sms
                 channel = other if reachable[other] else channel
@@ -68,7 +77,8 @@ def _channels(choices: list[str], ctx: PlanContext) -> list[tuple[Channel, str |
             channel = Channel(choice)
         if channel not in resolved:
             resolved.append(channel)
-    return [(c, None if reachable[c] else f"no {'phone number' if c == Channel.sms else 'email'}") for c in resolved]
+    missing = {Channel.sms: "no phone number", Channel.email: "no email"}
+    return tuple((c, None if reachable[c] else missing[c]) for c in resolved)
 
 
 def _planned(
@@ -152,5 +162,5 @@ def build_plan(protocol: Protocol, ctx: PlanContext, now: datetime) -> list[Plan
         if tp.status == TouchpointStatus.scheduled and tp.window_end < now:
             tp.status = TouchpointStatus.skipped
             tp.cancel_reason = PAST_AT_PLANNING
-    planned.sort(key=lambda tp: (tp.due_at, tp.key, tp.channel))
+    planned.sort(key=attrgetter("due_at", "key", "channel"))
     return planned
