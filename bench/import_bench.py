@@ -18,6 +18,7 @@ import os
 import platform
 import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -263,23 +264,41 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-admin", default=os.environ.get("AFTERCARE_BENCH_PG", PG_ADMIN),
                         help="libpq URL of a database we may CREATE DATABASE from")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per database (fresh database each); median counts")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/import.json or the README")
     args = parser.parse_args(argv)
-    runs = []
-    if args.db in ("sqlite", "both"):
-        runs.append(_sqlite(args.procedures))
-        _print(runs[-1])
-    if args.db in ("postgresql", "both"):
-        runs.append(_postgres(args.procedures, args.pg_admin))
-        _print(runs[-1])
+    runs: list[dict[str, Any]] = []
+    for kind in ("sqlite", "postgresql"):
+        if args.db not in (kind, "both"):
+            continue
+        for attempt in range(1, args.repeat + 1):
+            run = _sqlite(args.procedures) if kind == "sqlite" else _postgres(args.procedures, args.pg_admin)
+            run["attempt"] = attempt
+            runs.append(run)
+            _print(run)
+    summary = summarise(runs)
+    for kind, line in summary.items():
+        print(f"{kind:>10}: median {line['median_procedures_per_s']:.0f} procedures/s "
+              f"(runs: {', '.join(f'{v:.0f}' for v in line['procedures_per_s'])}); "
+              f"target {'met' if line['target_met'] else 'missed'}")
     result = {"benchmark": "import", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": machine(), "target_procedures_per_s": TARGET, "runs": runs}
+              "machine": machine(), "target_procedures_per_s": TARGET, "summary": summary, "runs": runs}
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_readme_table(result)
         print(f"wrote {RESULTS} and the table in {README}")
-    return 0 if all(r["target_met"] for r in runs) else 1
+    return 0 if all(line["target_met"] for line in summary.values()) else 1
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per database: every run's procedures/s and the median, which is what the target is judged on."""
+    summary: dict[str, dict[str, Any]] = {}
+    for kind in dict.fromkeys(r["database"] for r in runs):
+        rates = [r["procedures_per_s"] for r in runs if r["database"] == kind]
+        median = statistics.median(rates)
+        summary[kind] = {"procedures_per_s": rates, "median_procedures_per_s": median, "target_met": median >= TARGET}
+    return summary
 
 
 def table(result: dict[str, Any]) -> str:
@@ -289,14 +308,15 @@ def table(result: dict[str, Any]) -> str:
         f"Measured {result['date']} on {m['cpus']} cores ({m['cpu']}), Python {m['python']}, SQLite {m['sqlite']}"
         + "".join(f", PostgreSQL {r['server_version']}" for r in result["runs"] if "server_version" in r) + ".",
         "",
-        "| database | procedures | seconds | procedures/s | rows written | rows/s | validate | insert | plans "
-        "| CPU s (this process) | load avg (1 min) | target 500/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| database | run | procedures | seconds | procedures/s | rows written | rows/s | validate | insert | plans "
+        "| CPU s (this process) | load avg (1 min) | >= 500/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
         split = r["split_seconds"]
         lines.append(
-            f"| {r['database']} | {r['procedures']:,} | {r['seconds']:.1f} | **{r['procedures_per_s']:.0f}** "
+            f"| {r['database']} | {r.get('attempt', 1)} | {r['procedures']:,} | {r['seconds']:.1f} "
+            f"| **{r['procedures_per_s']:.0f}** "
             f"| {r['rows_inserted_total']:,} | {r['rows_per_s']:,.0f} | {split['parse_and_validate']:.1f} s "
             f"| {split['bulk_insert'] + split['commit']:.1f} s | {split['plan_materialise']:.1f} s "
             f"| {r['cpu_seconds_this_process']:.1f} "
@@ -305,6 +325,9 @@ def table(result: dict[str, Any]) -> str:
         )
     rows = result["runs"][0]["rows_inserted"] if result["runs"] else {}
     lines += ["", "Rows written per run: " + ", ".join(f"{table} {n:,}" for table, n in rows.items()) + "."]
+    for kind, line in result.get("summary", {}).items():
+        lines.append(f"**{kind}: median {line['median_procedures_per_s']:.0f} procedures/s, target "
+                     f"{'met' if line['target_met'] else 'missed'}.**")
     return "\n".join(lines)
 
 
