@@ -19,8 +19,9 @@ from aftercare.settings import get_settings
 
 
 @flow(name="triage-response", log_prints=True)
-async def triage_response(request_ids: list[int] | None = None) -> dict[str, Any]:
-    """Triage these requests (None: every pending one); hand their pages to the providers; return the counts."""
-    report = await asyncio.to_thread(triage_requests, get_settings(), request_ids)
+async def triage_response(request_ids: list[int] | None = None, linger_seconds: float = 0.0) -> dict[str, Any]:
+    """Triage these requests (None: every pending one; the app's own runs linger for more); hand their pages to
+    the providers; return the counts."""
+    report = await asyncio.to_thread(triage_requests, get_settings(), request_ids, linger_seconds=linger_seconds)
     print(f"triage-response: {report.summary()}")
     return report.as_dict()

@@ -48,6 +48,19 @@ def team(session: Session, app_settings: Settings) -> Team:
     return make_team(session)
 
 
+@pytest.fixture
+def inline(app_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings for inline flow runs that linger briefly; the test ends only when the run has ended."""
+    monkeypatch.setenv("AFTERCARE_FLOW_MODE", "inline")
+    monkeypatch.setenv("AFTERCARE_TRIAGE_LINGER_SECONDS", "0.5")
+    get_settings.cache_clear()
+    yield get_settings()
+    deadline = time.monotonic() + 30
+    while orchestration._triage_active and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not orchestration._triage_active
+
+
 def pending(session: Session, team: Team, body: str) -> int:
     """A stored message and its triage request, with no flow started (as if Prefect had been down)."""
     from aftercare.models import TriageRequest
@@ -77,7 +90,7 @@ def test_the_triage_response_flow_flags_and_pages(
     assert counts["claimed"] == 1 and counts["severities"] == {"urgent": 1} and counts["pages"] == {"sent": 2}
     [flag] = flags_of(session)
     assert flag.tier == FlagTier.urgent and counts["flags"] == [flag.id]
-    assert [s.to for s in fake_providers.sent_sms][:1] == [team.primary.phone]
+    assert team.primary.phone in [s.to for s in fake_providers.sent_sms]
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["triage-response"])))
     assert runs and runs[0].state is not None and runs[0].state.is_completed()
@@ -85,11 +98,8 @@ def test_the_triage_response_flow_flags_and_pages(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_inline_mode_starts_one_flow_run_for_a_burst_of_requests(
-    app_settings: Settings, session: Session, team: Team, monkeypatch: pytest.MonkeyPatch
+    inline: Settings, session: Session, team: Team
 ) -> None:
-    monkeypatch.setenv("AFTERCARE_FLOW_MODE", "inline")
-    get_settings.cache_clear()
-    inline = get_settings()
     ids = [pending(session, team, f"fever of 39.{n}") for n in range(3)]
     before = _runs()
     for request_id in ids:  # what the after-commit hook does for each stored message
@@ -99,15 +109,11 @@ def test_inline_mode_starts_one_flow_run_for_a_burst_of_requests(
         time.sleep(0.2)
     assert [r.status for r in requests(session)] == [TriageStatus.done] * 3
     assert len(flags_of(session)) == 3
-    assert 1 <= _runs() - before <= 2  # the first run may start before the others are queued; never one each
+    assert _runs() - before == 1  # the run lingers: the later requests join it
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_hook_starts_the_flow_inline_after_commit(
-    app_settings: Settings, session: Session, team: Team, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AFTERCARE_FLOW_MODE", "inline")
-    get_settings.cache_clear()
+def test_the_hook_starts_the_flow_inline_after_commit(inline: Settings, session: Session, team: Team) -> None:
     patient, _ = patient_with_procedure(session, team.clinic)
     inbound = stored_text(session, patient, "my calf is swollen")
     intake.request_triage(session, source_kind="message", source_id=inbound.id or 0, patient_id=patient.id,

@@ -98,39 +98,55 @@ def plan_stragglers(settings: Settings) -> int:
     return 0
 
 
-# -- triage-response: one flow run per stored answer or free-text message (coalesced inline) --------------------
+# -- triage-response: inline, one flow run per burst of stored answers and messages --------------------------
 
 TRIAGE_DEPLOYMENT = "triage-response/triage-response"
 _triage_pool: ThreadPoolExecutor | None = None
 _triage_lock = threading.Lock()
-_triage_queued = False
+_triage_active = False  # an inline run is queued or running in this process
 
 
-def _run_triage_inline(request_ids: list[int] | None) -> object:
+def _run_triage_inline(request_ids: list[int] | None, linger_seconds: float = 0.0) -> object:
     import asyncio
 
     from aftercare_flows.triage_response import triage_response
 
-    return asyncio.run(triage_response(request_ids))  # an async flow (no heartbeat join when it returns)
+    # an async flow: no heartbeat join when it returns
+    return asyncio.run(triage_response(request_ids, linger_seconds=linger_seconds))
 
 
-def _drain_triage() -> object:
-    """One inline flow run over every pending request (requests arriving meanwhile queue the next run)."""
-    global _triage_queued
+def _drain_triage(linger_seconds: float) -> object:
+    """Inline flow runs until nothing is pending: a run lingers for more (woken by `_queue_triage_run`), so a
+    steady stream of messages costs one flow run, not one each; a wake-up after it ended starts another."""
+    from aftercare.flags.service import WAKEUP
+
+    global _triage_active
+    try:
+        while True:
+            WAKEUP.clear()
+            result = _run_triage_inline(None, linger_seconds)
+            with _triage_lock:
+                if not WAKEUP.is_set():
+                    _triage_active = False
+                    return result
+    except BaseException:
+        with _triage_lock:
+            _triage_active = False
+        raise
+
+
+def _queue_triage_run(settings: Settings) -> None:
+    from aftercare.flags.service import WAKEUP
+
+    global _triage_pool, _triage_active
     with _triage_lock:
-        _triage_queued = False
-    return _run_triage_inline(None)
-
-
-def _queue_triage_run() -> None:
-    global _triage_pool, _triage_queued
-    with _triage_lock:
-        if _triage_queued:
+        WAKEUP.set()  # a lingering run picks the new requests up at once
+        if _triage_active:
             return
-        _triage_queued = True
+        _triage_active = True
         if _triage_pool is None:
             _triage_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aftercare-triage")
-    _triage_pool.submit(_drain_triage).add_done_callback(_log_triage_failure)
+    _triage_pool.submit(_drain_triage, settings.triage_linger_seconds).add_done_callback(_log_triage_failure)
 
 
 def _log_triage_failure(future: Future[object]) -> None:
@@ -147,7 +163,7 @@ def warm_triage(settings: Settings) -> None:
     first flow run (imports, Prefect client, rules: seconds) is not paid by the first urgent message."""
     if _triage_in_app(settings):
         try:
-            _queue_triage_run()
+            _queue_triage_run(settings)
         except Exception as exc:  # never stop the app from starting
             log.error("could not warm up triage-response: %s", exc)
 
@@ -177,6 +193,6 @@ def start_triage_flow(request_ids: Sequence[int], settings: Settings, *, wait: b
         elif wait:
             _run_triage_inline(ids)
         else:
-            _queue_triage_run()
+            _queue_triage_run(settings)
     except Exception as exc:  # Prefect down, network: the ticker picks these up
         log.error("could not start triage-response for %s: %s", ids, exc)

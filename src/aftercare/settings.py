@@ -185,6 +185,10 @@ class Settings(BaseSettings):
         30, ge=5, le=3600,
         description="a stored answer or message still untriaged this long (no flow ran) is triaged by the ticker",
     )
+    triage_linger_seconds: float = Field(
+        5.0, ge=0, le=300,
+        description="an in-app triage-response run waits this long for more messages before it ends (a run per burst)",
+    )
     triage_on_workers: bool = Field(
         False,
         description=(

@@ -78,9 +78,8 @@ def _answer_source(session: Session, request: TriageRequest) -> Source:
         text_kind="free_text" if free_text else ("answer" if text else None),
         answers=answers,
         baseline=baseline(session, procedure),
-        previous=previous_checkin(session, procedure, before=response),
+        **checkin_history(session, procedure, before=response),
         survey=response.survey_id[:64],
-        missed_checkins=missed_checkins(session, procedure),
     )
     return Source(request, patient, clinic, procedure, answer.created_at, text, inbound, answer, response, inp)
 
@@ -101,18 +100,17 @@ def _message_source(session: Session, request: TriageRequest) -> Source:
         text=text[:5000] if text else None,
         text_kind=kind,
         baseline=baseline(session, procedure),
-        previous=previous_checkin(session, procedure, before=None),
-        missed_checkins=missed_checkins(session, procedure),
+        **checkin_history(session, procedure, before=None),
     )
     return Source(request, patient, clinic, procedure, inbound.received_at, text, inbound, None, None, inp)
 
 
 def _patient(session: Session, patient_id: int) -> tuple[Patient, Clinic]:
-    patient = session.get(Patient, patient_id)
-    clinic = session.get(Clinic, patient.clinic_id) if patient else None
-    if patient is None or clinic is None:
+    query = select(Patient, Clinic).where(Patient.id == patient_id, Patient.clinic_id == Clinic.id)
+    found = session.exec(query).first()
+    if found is None:
         raise SourceGone(f"patient {patient_id} not found")
-    return patient, clinic
+    return found[0], found[1]
 
 
 def days_since(procedure: Procedure | None, at: datetime) -> float:
@@ -176,33 +174,22 @@ def baseline(session: Session, procedure: Procedure | None) -> dict[str, Any]:
     return valid_answers(values)
 
 
-def previous_checkin(session: Session, procedure: Procedure | None, *, before: SurveyResponse | None) -> dict[str, Any]:
-    """The answers of the procedure's latest earlier check-in that has any."""
+def checkin_history(session: Session, procedure: Procedure | None, *, before: SurveyResponse | None) -> dict[str, Any]:
+    """`previous` (the answers of the latest earlier check-in that has any) and `missed_checkins`, in one query."""
     if procedure is None:
-        return {}
-    query = (
+        return {"previous": {}, "missed_checkins": 0}
+    checkins = list(session.exec(
         select(SurveyResponse)
         .where(SurveyResponse.procedure_id == procedure.id, SurveyResponse.kind == TouchpointKind.checkin)
         .order_by(col(SurveyResponse.id).desc())
-        .limit(5)
-    )
-    if before is not None:
-        query = query.where(col(SurveyResponse.id) < before.id)
-    for response in session.exec(query):
-        answers = current_answers(session, response)
-        if answers:
-            return answers
-    return {}
-
-
-def missed_checkins(session: Session, procedure: Procedure | None) -> int:
-    if procedure is None:
-        return 0
-    rows = session.exec(
-        select(SurveyResponse.id).where(
-            SurveyResponse.procedure_id == procedure.id,
-            SurveyResponse.kind == TouchpointKind.checkin,
-            SurveyResponse.status == SurveyStatus.missed,
-        )
-    )
-    return len(list(rows))
+    ))
+    missed = sum(1 for r in checkins if r.status == SurveyStatus.missed)
+    previous: dict[str, Any] = {}
+    earlier = [r for r in checkins if before is None or (r.id or 0) < (before.id or 0)]
+    for response in earlier[:5]:
+        if response.started_at is None and response.status == SurveyStatus.missed:
+            continue
+        previous = current_answers(session, response)
+        if previous:
+            break
+    return {"previous": previous, "missed_checkins": missed}

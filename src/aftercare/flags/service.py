@@ -17,6 +17,7 @@ task for a coordinator to read the message: nothing a patient wrote is left unse
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ LEASE_SECONDS = 120
 ROUND = 20  # requests claimed at a time (then the most urgent pending ones are chosen again)
 BACKLOG = 2000  # pending requests looked at when choosing
 SENDERS = 4  # threads handing pages and patient texts to the providers while triage goes on
+WAKEUP = threading.Event()  # set when requests are stored in this process: a lingering run goes on at once
 
 
 @dataclass
@@ -221,12 +223,14 @@ def triage_requests(
     older_than: datetime | None = None,
     clock: Callable[[], datetime] = utcnow,
     send: bool = True,
+    linger_seconds: float = 0.0,
 ) -> TriageReport:
     """Triage these requests (None: every pending one, including those that arrive while this runs).
 
     Rounds of ROUND requests, the most concerning first (`urgency`), so a red flag behind a backlog of everyday
     messages is not kept waiting. A request's pages (and the patient's texts) are handed to the providers as soon
-    as its transaction commits, on a few sender threads, while triage goes on.
+    as its transaction commits, on a few sender threads, while triage goes on. With `linger_seconds`, when nothing
+    is left the run waits that long for `WAKEUP` (set in this process when new requests are stored) before ending.
     """
     started = time.perf_counter()
     engine = engine or get_engine()
@@ -238,10 +242,14 @@ def triage_requests(
         while True:
             with Session(engine, expire_on_commit=False) as session:
                 pending = _pending(session, now=clock(), ids=request_ids, older_than=older_than, limit=BACKLOG)
-                urgency(session, pending, ranks)
+                if len(pending) > 1:  # an order to choose only when several wait
+                    urgency(session, pending, ranks)
             fresh = [i for i in pending if i not in attempted]  # a failure waits for a later run (the ticker)
             chosen = sorted(fresh, key=lambda i: (-ranks.get(i, 0), i))[:ROUND]
             if not chosen:
+                if request_ids is None and linger_seconds > 0 and WAKEUP.wait(timeout=linger_seconds):
+                    WAKEUP.clear()
+                    continue
                 break
             with Session(engine, expire_on_commit=False) as session:
                 ids = claim(session, now=clock(), ids=chosen)
