@@ -306,7 +306,8 @@ def table(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
         f"Measured {result['date']} on {m['cpus']} cores ({m['cpu']}), Python {m['python']}, SQLite {m['sqlite']}"
-        + "".join(f", PostgreSQL {r['server_version']}" for r in result["runs"] if "server_version" in r) + ".",
+        + "".join(f", PostgreSQL {v}" for v in dict.fromkeys(r["server_version"] for r in result["runs"]
+                                                               if "server_version" in r)) + ".",
         "",
         "| database | run | procedures | seconds | procedures/s | rows written | rows/s | validate | insert | plans "
         "| CPU s (this process) | load avg (1 min) | >= 500/s |",

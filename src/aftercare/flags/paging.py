@@ -31,7 +31,7 @@ from aftercare.db import get_engine
 from aftercare.flags.oncall import Policy, current, policy
 from aftercare.messaging.base import DeliveryError, FailureKind, OutboundMessage, Provider
 from aftercare.messaging.render import render
-from aftercare.models import Channel, Clinic, Flag, FlagPage, FlagTier, Role, StaffUser, TouchpointStatus
+from aftercare.models import Channel, Clinic, Flag, FlagPage, Role, StaffUser, TouchpointStatus
 from aftercare.settings import Settings
 from aftercare.timeutil import utcnow
 
@@ -276,7 +276,3 @@ def rota_problems(session: Session, settings: Settings) -> list[str]:
             elif Channel.sms in entry.channels and not staff.phone:
                 problems.append(f"{slug}: {email} has no phone, so gets email pages only")
     return problems
-
-
-def tier_word(tier: FlagTier) -> str:
-    return tier.value.capitalize()
