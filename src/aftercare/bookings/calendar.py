@@ -13,9 +13,9 @@ from datetime import date, time
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aftercare.configfile import problems, read_yaml
 from aftercare.models import VisitMode
 from aftercare.settings import Settings
 
@@ -187,11 +187,6 @@ class CalendarFile(_Strict):
     clinics: dict[str, ClinicCalendar] = Field(min_length=1)  # by clinic slug
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(top level)"
 
 
 def parse_calendar(raw: object, source: str) -> CalendarFile:
@@ -200,18 +195,12 @@ def parse_calendar(raw: object, source: str) -> CalendarFile:
     try:
         return CalendarFile.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{_field_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise CalendarError(f"{source}: {problems}") from None
+        raise CalendarError(f"{source}: {problems(exc)}") from None
 
 
 def load_calendar(path: Path) -> CalendarFile:
     """Read and validate one calendar file. Raises CalendarError naming the file and field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CalendarError(f"{path}: not valid YAML: {exc}") from None
-    except OSError as exc:
-        raise CalendarError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    raw = read_yaml(path, CalendarError)
     return parse_calendar(raw, str(path))
 
 

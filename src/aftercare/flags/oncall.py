@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aftercare.configfile import problems, read_yaml
 from aftercare.messaging.context import emergency_number as template_emergency_number
 from aftercare.models import Channel, Language
 from aftercare.settings import Settings
@@ -221,11 +221,6 @@ class OnCallFile(_Strict):
         return self.emergency_numbers.get((country or "").upper()) or template_emergency_number(country)
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(top level)"
 
 
 def parse_oncall(raw: object, source: str) -> OnCallFile:
@@ -236,18 +231,12 @@ def parse_oncall(raw: object, source: str) -> OnCallFile:
     try:
         return OnCallFile.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{_field_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise OnCallError(f"{source}: {problems}") from None
+        raise OnCallError(f"{source}: {problems(exc)}") from None
 
 
 def load_oncall(path: Path) -> OnCallFile:
     """Read and validate one on-call file. Raises OnCallError naming the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise OnCallError(f"{path}: not valid YAML: {exc}") from None
-    except OSError as exc:
-        raise OnCallError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    raw = read_yaml(path, OnCallError)
     return parse_oncall(raw, str(path))
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aftercare.configfile import field_path as _field_path
 from aftercare.instruments.schema import AnswerValue, Instrument, ItemType, Scalar, WebText
-from aftercare.protocols.loader import _field_path
 
 
 class InstrumentError(ValueError):

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from aftercare.configfile import field_path as _field_path
 from aftercare.protocols.schema import Protocol
 
 
@@ -17,11 +18,6 @@ class ProtocolError(ValueError):
     """A protocol file that cannot be used, with where and why."""
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(top level)"
 
 
 def load_protocol_file(path: Path) -> Protocol:
