@@ -1,4 +1,4 @@
-"""`aftercare triage test FILE.jsonl`: dry-run the triage rules against sample messages, before switching them on."""
+"""`aftercare triage test FILE.jsonl`: dry-run triage rules and word lists on sample messages before using them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from aftercare.triage import RulesError, RuleSet, TriageInput, TriageResult, describe_errors, evaluate, load_rules
+from aftercare.triage.lexicon import Lexicon, LexiconError, load_lexicon
 
 triage_app = typer.Typer(help="Triage rules: dry-run them against sample messages.", no_args_is_help=True)
 
@@ -45,18 +46,18 @@ def _ids(annotations: dict[str, Any]) -> dict[str, Any]:
     return {"id": annotations["id"]} if "id" in annotations else {}
 
 
-def run_file(lines: list[str], ruleset: RuleSet) -> list[Outcome]:
+def run_file(lines: list[str], ruleset: RuleSet, lexicon: Lexicon | None = None) -> list[Outcome]:
     """Triage every non-blank, non-comment line; a bad line becomes an Outcome with an error naming it."""
     outcomes = []
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith(("#", "//")):
             continue
-        outcomes.append(_one(number, stripped, ruleset))
+        outcomes.append(_one(number, stripped, ruleset, lexicon))
     return outcomes
 
 
-def _one(number: int, raw: str, ruleset: RuleSet) -> Outcome:
+def _one(number: int, raw: str, ruleset: RuleSet, lexicon: Lexicon | None) -> Outcome:
     try:
         body = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -73,7 +74,7 @@ def _one(number: int, raw: str, ruleset: RuleSet) -> Outcome:
         inp = TriageInput.model_validate(body)
     except ValidationError as exc:
         return Outcome(number, annotations, error="; ".join(describe_errors(exc)))
-    return Outcome(number, annotations, inp.text, evaluate(inp, ruleset))
+    return Outcome(number, annotations, inp.text, evaluate(inp, ruleset, lexicon))
 
 
 def _read_lines(file: Path) -> list[str]:
@@ -122,8 +123,11 @@ def test(
     file: Path = typer.Argument(..., help='JSON lines: {"text": "...", "day": N, "answers": {...}, ...}; - = stdin'),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per input line instead of a table"),
     rules: Path | None = typer.Option(None, "--rules", help="rules file to test (default: config/triage.yaml)"),
+    lexicon_file: Path | None = typer.Option(
+        None, "--lexicon", help="free-text word lists to test (default: config/triage-lexicon.yaml)"
+    ),
 ) -> None:
-    """Dry-run the triage rules: one result per input line (severity, rules fired, reasons).
+    """Dry-run the triage rules and lexicon: one result per input line (severity, rules fired, reasons).
 
     Each line: {"text": "...", "day": N} with optional "answers", "baseline", "previous" (check-in field
     vocabulary), "survey", "missed_checkins", "text_kind"; and optional "id", "expect", "note", "tags", which are
@@ -132,10 +136,11 @@ def test(
     """
     try:
         ruleset = load_rules(rules)
-    except RulesError as exc:
+        lexicon = load_lexicon(lexicon_file)
+    except (RulesError, LexiconError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    outcomes = run_file(_read_lines(file), ruleset)
+    outcomes = run_file(_read_lines(file), ruleset, lexicon)
     for outcome in outcomes:
         if outcome.error is not None:
             typer.echo(f"{file}: line {outcome.line}: {outcome.error}", err=True)

@@ -1,7 +1,7 @@
 """evaluate(input) -> TriageResult: read the text, merge it with the answers, run every rule, keep the highest tier.
 
-Pure: no database, no clock, no I/O besides loading the rules file once. The caller (inbound path, flow) stores the
-result and acts on its routes.
+Pure: no database, no clock, no I/O besides loading the rules and lexicon files once. The caller (inbound path,
+flow) stores the result and acts on its routes.
 
 Human reading is guaranteed here, not left to the rules file: a free-text message (not a keyword, not a survey
 answer) always has `needs_human=True`, even if a clinic deletes the rule that routes it to the human queue.
@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from aftercare.triage import freetext
 from aftercare.triage.context import DERIVED_FROM, Facts, TriageInput, Value, build_facts
 from aftercare.triage.freetext import Finding, TextReading
+from aftercare.triage.lexicon import Lexicon, load_lexicon
 from aftercare.triage.rules import HUMAN_ROUTES, Rule, RuleSet, Tier, load_rules
 
 Severity = Literal["emergency", "urgent", "review", "routine", "none"]
@@ -83,13 +84,14 @@ class TriageResult:
         }
 
 
-def evaluate(inp: TriageInput, rules: RuleSet | None = None) -> TriageResult:
-    """Triage one input against `rules` (default: config/triage.yaml)."""
+def evaluate(inp: TriageInput, rules: RuleSet | None = None, lexicon: Lexicon | None = None) -> TriageResult:
+    """Triage one input against `rules`, reading its text with `lexicon` (defaults: the configured files)."""
     ruleset = rules or load_rules()
-    kind, implied_answers = _kind(inp)
-    reading = freetext.read(inp.text) if kind == "free_text" and inp.text else None
+    lexicon = lexicon or load_lexicon()
+    kind, implied_answers = _kind(inp, lexicon)
+    reading = freetext.read(inp.text, lexicon) if kind == "free_text" and inp.text else None
     if reading is None and kind is not None and kind != "free_text" and inp.text and inp.text_kind is not None:
-        reading = _answer_text_reading(inp.text)
+        reading = _answer_text_reading(inp.text, lexicon)
     facts = build_facts(inp, reading, implied_answers)
     fired = [_fire(rule, facts, reading) for rule in ruleset.rules if rule.condition.evaluate(facts.values) is True]
     fired.sort(key=lambda f: -f.tier.rank)  # stable: file order within a tier
@@ -110,17 +112,17 @@ def evaluate(inp: TriageInput, rules: RuleSet | None = None) -> TriageResult:
     )
 
 
-def _kind(inp: TriageInput) -> tuple[str | None, dict[str, object]]:
+def _kind(inp: TriageInput, lexicon: Lexicon) -> tuple[str | None, dict[str, object]]:
     if inp.text is None or not inp.text.strip():
         return None, {}
     if inp.text_kind is not None:
         return inp.text_kind, {}
-    return freetext.classify(inp.text, day=inp.day, survey=inp.survey)
+    return freetext.classify(inp.text, day=inp.day, survey=inp.survey, lexicon=lexicon)
 
 
-def _answer_text_reading(text: str) -> TextReading | None:
+def _answer_text_reading(text: str, lexicon: Lexicon) -> TextReading | None:
     """A reply the parser took as an answer is still read for red flags, but does not go to the human queue."""
-    reading = freetext.read(text)
+    reading = freetext.read(text, lexicon)
     fields = {k: v for k, v in reading.fields.items() if k != "text_present"}
     if not any(f.status == "present" and f.high for f in reading.findings):
         return None

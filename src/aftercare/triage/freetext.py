@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aftercare.triage import lexicon as lx
 from aftercare.triage.fields import FIELDS, more_concerning
 from aftercare.triage.findings import Finding
+from aftercare.triage.lexicon import Lexicon, load_lexicon
 from aftercare.triage.reader import Reader
 from aftercare.triage.textdoc import SEGMENT_PUNCT, SENTENCE_END, Doc, normalize
 
@@ -34,29 +34,33 @@ class TextReading:
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def classify(text: str | None, *, day: float, survey: str | None = None) -> tuple[TextKind | None, dict[str, object]]:
+def classify(
+    text: str | None, *, day: float, survey: str | None = None, lexicon: Lexicon | None = None
+) -> tuple[TextKind | None, dict[str, object]]:
     """What kind of message this is: a carrier keyword or acknowledgement, an early check-in "0"/"1", or free text.
 
     Returns the kind (None for no text) and any answers it stands for ("1" on an early check-in = help_requested).
     """
     if text is None or not text.strip():
         return None, {}
-    words = " ".join(t for t in normalize(text) if t not in SENTENCE_END and t not in SEGMENT_PUNCT)
+    lexicon = lexicon or load_lexicon()
+    words = " ".join(t for t in normalize(text, lexicon) if t not in SENTENCE_END and t not in SEGMENT_PUNCT)
     early = survey.startswith("checkin") if survey else 0 <= day <= 14
     if words in ("0", "1") and early:
         return "answer", ({"help_requested": True} if words == "1" else {})
-    if not words or words in lx.KEYWORDS:
+    if not words or words in lexicon.keywords:
         return "keyword", {}
     return "free_text", {}
 
 
-def read(text: str) -> TextReading:
-    """Findings and fields of one free-text message."""
-    doc = Doc(normalize(text))
-    findings = Reader(doc).findings()
-    if lx.ANTIPYRETICS.search(doc.text):  # "38.3 earlier, 37.1 after tylenol": masked, not gone
+def read(text: str, lexicon: Lexicon | None = None) -> TextReading:
+    """Findings and fields of one free-text message (words: `lexicon`, default the configured one)."""
+    lexicon = lexicon or load_lexicon()
+    doc = Doc(normalize(text, lexicon))
+    findings = Reader(doc, lexicon).findings()
+    if lexicon.antipyretics.search(doc.text):  # "38.3 earlier, 37.1 after tylenol": masked, not gone
         findings = [_unmask(f) for f in findings]
-    return _reading(findings)
+    return _reading(findings, lexicon.recheck_if_resolved)
 
 
 def _unmask(finding: Finding) -> Finding:
@@ -95,7 +99,7 @@ class _Fields:
 _NUMBERS = ("pain_number", "temperature")
 
 
-def _reading(findings: list[Finding]) -> TextReading:
+def _reading(findings: list[Finding], recheck_if_resolved: frozenset[str]) -> TextReading:
     fields = _Fields()
     _number_fields([f for f in findings if f.concept in _NUMBERS], fields)
     for finding in findings:
@@ -105,7 +109,7 @@ def _reading(findings: list[Finding]) -> TextReading:
             continue
         elif finding.status == "present" and finding.field:
             fields.merge(finding)
-        elif finding.status == "resolved" and finding.concept in lx.RECHECK_IF_RESOLVED:
+        elif finding.status == "resolved" and finding.concept in recheck_if_resolved:
             fields.set("text_resolved_flag", True, finding)
     return TextReading("free_text", tuple(findings), fields.values, {k: tuple(v) for k, v in fields.evidence.items()})
 

@@ -7,43 +7,44 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from aftercare.triage import lexicon as lx
 from aftercare.triage.findings import Finding, Status
+from aftercare.triage.lexicon import FEVER_C, Concept, Lexicon
 from aftercare.triage.textdoc import Doc, Sentence, Span
 
 
 @dataclass(frozen=True)
 class _Match(Span):
-    concept: lx.Concept
+    concept: Concept
     segment: int
 
 
 class Reader:
-    """Reads one normalised message."""
+    """Reads one normalised message with the words of one lexicon."""
 
-    def __init__(self, doc: Doc) -> None:
+    def __init__(self, doc: Doc, lexicon: Lexicon) -> None:
         self.doc = doc
+        self.lex = lexicon
         self.tokens = doc.tokens
         self.matches = self._concept_matches()
-        self.swellings = [s for s in doc.find(lx.SWELLING) if not self._inside_concept(s, ("face_throat", "calf"))]
+        self.swellings = [s for s in doc.find(lexicon.swelling) if not self._inside_concept(s, ("face_throat", "calf"))]
         self.claimed: set[int] = set()
         self.claimed_starts: set[int] = set()
         for span in [*self.matches, *self.swellings]:
             self.claimed.update(range(span.start, span.end))
             self.claimed_starts.add(span.start)
-        self.proxy = any(True for _ in doc.find(lx.PROXY))
-        self.others = list(doc.find(lx.OTHER_PERSON))
+        self.proxy = any(True for _ in doc.find(self.lex.proxy))
+        self.others = list(doc.find(self.lex.other_person))
         self.other_tokens = {i for span in self.others for i in range(span.start, span.end)}
 
     # --- matching --------------------------------------------------------------------------------------------
 
     def _concept_matches(self) -> list[_Match]:
         found: list[_Match] = []
-        for concept in lx.CONCEPTS:
+        for concept in self.lex.concepts:
             for span in self.doc.find(concept.pattern):
                 found.append(_Match(span.start, span.end, concept, self.doc.segment_of(span.start)))
         if [t for t in self.tokens if t.isalpha()] in (["help"], ["ayuda"], ["help", "me"], ["sos"]):
-            found.append(_Match(0, len(self.tokens), lx.CONCEPT_BY_NAME["help"], 0))
+            found.append(_Match(0, len(self.tokens), self.lex.concept_by_name["help"], 0))
         kept = []
         for match in found:
             yields = match.concept.yields_to
@@ -83,18 +84,18 @@ class Reader:
         text = self.doc.words(seg)
         polarity = self._polarity(span, span_negation=False, post=False)  # "hinchazon no baja" is a trend
         trend: str | None
-        not_worse = bool(lx.NOT_WORSE.search(text))
+        not_worse = bool(self.lex.not_worse.search(text))
         if polarity in ("negated", "resolved"):
             trend = "better"  # "no swelling", "swelling gone": nothing to be not-better about
-        elif _search(lx.SWELLING_SAME, text) and re.search(r"(?:not|no|isnt|hasnt) ", text) and \
+        elif _search(self.lex.swelling_same, text) and re.search(r"(?:not|no|isnt|hasnt) ", text) and \
                 re.search(r"(?:not|isnt|hasnt|no) (?:\w+ )?(?:better|improv|going down|gone down|smaller|less|"
                           r"mejora|baja|quita|desinflama|va)", text):
             trend = "same"
-        elif _search(lx.SWELLING_WORSE, text) and not not_worse:
+        elif _search(self.lex.swelling_worse, text) and not not_worse:
             trend = "worse"
-        elif _search(lx.SWELLING_BETTER, text):
+        elif _search(self.lex.swelling_better, text):
             trend = "better"
-        elif _search(lx.SWELLING_SAME, text):
+        elif _search(self.lex.swelling_same, text):
             trend = "same"
         else:
             return None
@@ -121,7 +122,7 @@ class Reader:
         sentence = self.doc.sentence_of_segment(self.doc.segment_of(span.start))
         if span_negation:
             for index in range(span.start, span.end):
-                if self.tokens[index] in lx.NEGATIONS and not self._pseudo(index):
+                if self.tokens[index] in self.lex.negations and not self._pseudo(index):
                     return "resolved" if self._resolution_words(index, span) else "negated"
         negator = self._negator_before(span, sentence)
         if negator is not None:
@@ -134,7 +135,7 @@ class Reader:
 
     def _pseudo(self, index: int) -> bool:
         nxt = self.tokens[index + 1] if index + 1 < len(self.tokens) else ""
-        return nxt in lx.PSEUDO_AFTER
+        return nxt in self.lex.pseudo_after
 
     def _negator_before(self, span: Span, sentence: Sentence) -> int | None:
         index, steps = span.start - 1, 0
@@ -147,16 +148,16 @@ class Reader:
                 return index  # "ni fiebre ni escalofrios": each "ni" negates what follows
             if token in (",", "and", "or", "y", "o", "u", "&", "/"):
                 after = index + 1
-                while after < span.start and self.tokens[after] in lx.LIST_CONNECTORS:
+                while after < span.start and self.tokens[after] in self.lex.list_connectors:
                     after += 1
-                if after not in self.claimed_starts and self.tokens[after] not in lx.NEGATIONS:
+                if after not in self.claimed_starts and self.tokens[after] not in self.lex.negations:
                     return None
-            elif token in lx.SCOPE_BREAKERS:
+            elif token in self.lex.scope_breakers:
                 return None
             elif token in ("i", "yo") and not (index > 0 and self.tokens[index - 1] in
                                                 ("think", "believe", "feel", "creo", "suppose", "guess")):
                 return None
-            elif token in lx.NEGATIONS and not self._pseudo(index):
+            elif token in self.lex.negations and not self._pseudo(index):
                 return index
             steps += 1
             index -= 1
@@ -168,9 +169,9 @@ class Reader:
             token = self.tokens[index]
             if token in (",", "(", ")", "/", "and", "y", "but", "pero", "because", "porque"):
                 break
-            if ok_words and token in lx.POST_OK and skipped == 0:
+            if ok_words and token in self.lex.post_ok and skipped == 0:
                 return True
-            if token in lx.POST_NEGATIONS:
+            if token in self.lex.post_negations:
                 nxt = self.tokens[index + 1] if index + 1 < sentence.end else ""
                 # "fiebre no", "fever: none", "fiebre no tengo" - but not "hinchazon no baja" (a verb follows)
                 return nxt in ("", "tengo", "hay", "tiene", "tuve", "have", "had", "thanks", "gracias", "so", "yet",
@@ -204,7 +205,7 @@ class Reader:
             if number != segment and any(seg.start <= i < seg.end for i in self.claimed_starts):
                 break  # the next clause is about something else
             text = " ".join(self.tokens[start:seg.end])
-            if text and lx.RESOLVED_POST.search(text) and not lx.NOT_RESOLVED.search(text):
+            if text and self.lex.resolved_post.search(text) and not self.lex.not_resolved.search(text):
                 return True
             number += 1
         return False
@@ -218,18 +219,18 @@ class Reader:
     def _past(self, span: Span) -> bool:
         words = self._segment_words(span)
         text = " ".join(words)
-        past = any(w in lx.PAST for w in words) or bool(lx.PAST_PHRASES.search(text))
-        present = any(w in lx.PRESENT for w in words)
+        past = any(w in self.lex.past for w in words) or bool(self.lex.past_phrases.search(text))
+        present = any(w in self.lex.present for w in words)
         return past and not present
 
     def _hedged(self, span: Span) -> bool:
         seg = self.doc.segments[self.doc.segment_of(span.start)]
-        return any(s.start < span.start for s in self.doc.find(lx.HEDGES, seg))
+        return any(s.start < span.start for s in self.doc.find(self.lex.hedges, seg))
 
     def _hypothetical(self, span: Span) -> bool:
         seg = self.doc.segments[self.doc.segment_of(span.start)]
         sentence = self.doc.sentence_of_segment(self.doc.segment_of(span.start))
-        for marker in self.doc.find(lx.HYPOTHETICAL, seg):
+        for marker in self.doc.find(self.lex.hypothetical, seg):
             if marker.start < span.start:
                 before = self.tokens[max(seg.start, marker.start - 2):marker.start]
                 if not any(w in ("normal", "ok", "okay", "bad", "fine") for w in before):
@@ -253,20 +254,20 @@ class Reader:
         if self.proxy or not self.others:
             return False
         sentence = self.doc.sentence_of_segment(self.doc.segment_of(span.start))
-        if any(sentence.start <= s.start < sentence.end for s in self.doc.find(lx.ALSO)):
+        if any(sentence.start <= s.start < sentence.end for s in self.doc.find(self.lex.also)):
             return False  # "my wife has chills too": the patient may have them as well
         seen_relation_before = any(s.start < span.start for s in self.others)
         for index in range(span.start - 1, sentence.start - 1, -1):
             token = self.tokens[index]
             if index in self.other_tokens:
                 return True
-            if token in lx.FIRST_PERSON:
+            if token in self.lex.first_person:
                 return False
-            if token in lx.THIRD_PERSON and seen_relation_before:
+            if token in self.lex.third_person and seen_relation_before:
                 return True
         # No subject in this sentence: a pronoun-less sentence right after one about a relative stays with them
         first = self.tokens[sentence.start] if sentence.start < len(self.tokens) else ""
-        return first in lx.THIRD_PERSON and seen_relation_before
+        return first in self.lex.third_person and seen_relation_before
 
     # --- numbers ---------------------------------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ class Reader:
             self.claimed.add(index)
             status = self._status(span, "resolved" if self._resolved_after(span) else "present")
             found.append(Finding("temperature", "temp_c", celsius, self._number_words(index), status,
-                                 past=self._past(span), hedged=self._hedged(span), high=celsius >= lx.FEVER_C))
+                                 past=self._past(span), hedged=self._hedged(span), high=celsius >= FEVER_C))
         return found
 
     def _as_temperature(self, index: int, value: float) -> float | None:
@@ -297,20 +298,20 @@ class Reader:
         before = self.tokens[index - 1] if index > 0 else ""
         if before in ("day", "dia", "since", "desde", "at", "las", "x", "age", "aged", "#", "room", "/"):
             return None
-        if after and after[0] in lx.NOT_A_MEASURE_AFTER:
+        if after and after[0] in self.lex.not_a_measure_after:
             return None
         unit = None
         for word in after:
-            if word in lx.TEMP_UNITS_F:
+            if word in self.lex.temp_units_f:
                 unit = "f"
-            elif word in lx.TEMP_UNITS_C:
+            elif word in self.lex.temp_units_c:
                 unit = "c"
-            elif word in lx.TEMP_UNITS_ANY:
+            elif word in self.lex.temp_units_any:
                 unit = unit or "any"
                 continue
             break
         sentence = self.doc.sentence_of_segment(self.doc.segment_of(index))
-        context = any(w in lx.TEMP_WORDS for w in self.tokens[sentence.start:sentence.end]) or any(
+        context = any(w in self.lex.temp_words for w in self.tokens[sentence.start:sentence.end]) or any(
             m.concept.name in ("fever", "chills") and sentence.start <= m.start < sentence.end for m in self.matches
         )
         decimal = "." in self.tokens[index]
@@ -330,18 +331,18 @@ class Reader:
         found: list[Finding] = []
         scale: set[int] = set()  # the "out of 10" / "de diez" after a score
         for index, token in enumerate(self.tokens):
-            if self._number(index) is None and token not in lx.NUMBER_WORDS:
+            if self._number(index) is None and token not in self.lex.number_words:
                 continue
-            match = lx.OUT_OF_TEN.match(" ".join(self.tokens[index + 1:index + 4]))
+            match = self.lex.out_of_ten.match(" ".join(self.tokens[index + 1:index + 4]))
             if match:
                 scale.update(range(index + 1, index + 1 + len(match.group(0).split())))
         for index, token in enumerate(self.tokens):
             if index in scale or (index in self.claimed and self._number(index) is not None):
                 continue  # the scale, or a temperature
             value = self._number(index)
-            is_word = value is None and token in lx.NUMBER_WORDS
+            is_word = value is None and token in self.lex.number_words
             if is_word:
-                value = float(lx.NUMBER_WORDS[token])
+                value = float(self.lex.number_words[token])
             if value is None or value > 10:
                 continue
             if not self._is_pain_number(index, is_word):
@@ -355,22 +356,22 @@ class Reader:
 
     def _is_pain_number(self, index: int, is_word: bool) -> bool:
         rest = " ".join(self.tokens[index + 1:index + 4])
-        if lx.OUT_OF_TEN.match(rest):
+        if self.lex.out_of_ten.match(rest):
             return True
         before = self.tokens[index - 1] if index > 0 else ""
         after = self.tokens[index + 1] if index + 1 < len(self.tokens) else ""
-        if before in lx.NOT_PAIN_BEFORE or after in lx.NOT_A_MEASURE_AFTER:
+        if before in self.lex.not_pain_before or after in self.lex.not_a_measure_after:
             return False
         if index > 0 and self.tokens[index - 1] == "/":
             return False  # the 10 of "9/10"
         if index > 1 and before in ("de", "of", "sobre", "over", "en") and (
-            self._number(index - 2) is not None or self.tokens[index - 2] in lx.NUMBER_WORDS
+            self._number(index - 2) is not None or self.tokens[index - 2] in self.lex.number_words
         ):
             return False  # the diez of "nueve de diez"
         sentence = self.doc.sentence_of_segment(self.doc.segment_of(index))
         window = 3 if is_word else 12
         start = max(sentence.start, index - window)
-        return any(w in lx.PAIN_WORDS for w in self.tokens[start:index])
+        return any(w in self.lex.pain_words for w in self.tokens[start:index])
 
 
 def _search(pattern: re.Pattern[str], text: str) -> bool:

@@ -9,13 +9,17 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aftercare.triage import lexicon as lx
+from aftercare.triage.lexicon import Lexicon, load_lexicon
 
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[a-z&]+|[.!?;,:/()%#=-]")
 
 
-def normalize(text: str) -> list[str]:
-    """Lower-case tokens without accents or apostrophes; decimals kept whole ("38,7" -> "38.7")."""
+def normalize(text: str, lexicon: Lexicon | None = None) -> list[str]:
+    """Lower-case tokens without accents or apostrophes; decimals kept whole ("38,7" -> "38.7").
+
+    Misspelt red-flag words are corrected with the lexicon's fuzzy terms (default: the configured lexicon).
+    """
+    lexicon = lexicon or load_lexicon()
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"[\u2019\u2018`\u00b4]", "'", text)
     text = re.sub(r"(?<!\w)s[ií](?=\s*[,.!]|\s*$)", " siyes ", text)  # "sí," / "si." = yes (before accents go)
@@ -28,14 +32,14 @@ def normalize(text: str) -> list[str]:
     text = re.sub(r"(\d)\.(?!\d)", r"\1 .", text)
     text = re.sub(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)", " ", text)  # 101f -> 101 f, day2 -> day 2
     text = re.sub(r"[\r\n]+", " . ", text)
-    return [_fuzzy(token) for token in _TOKEN.findall(text)]
+    return [_fuzzy(token, lexicon) for token in _TOKEN.findall(text)]
 
 
-def _fuzzy(token: str) -> str:
+def _fuzzy(token: str, lexicon: Lexicon) -> str:
     """A misspelt red-flag word ("fievre", "pantorila", "breth") spelt right; anything else unchanged."""
-    if len(token) < 5 or not token.isalpha() or token in lx.FUZZY_PROTECTED or token in lx.FUZZY_TERMS:
+    if len(token) < 5 or not token.isalpha() or token in lexicon.fuzzy_protected or token in lexicon.fuzzy_terms:
         return token
-    for term in lx.FUZZY_TERMS:
+    for term in lexicon.fuzzy_terms:
         if len(term) >= 6 and abs(len(term) - len(token)) <= 1 and _one_edit(token, term):
             return term
     return token
