@@ -169,9 +169,16 @@ def seed(url: str, count: int) -> tuple[int, list[str]]:
     return clinic_id, phones
 
 
+def start_reader(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`aftercare inbound` as docker-compose.yml runs it beside the uvicorn app (serve starts its own)."""
+    command = [str(Path(sys.executable).parent / "aftercare"), "inbound", "--nice", "5"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
 def start_app(env: dict[str, str], log: Path, topology: str, workers: int) -> subprocess.Popen[bytes]:
-    """`aftercare serve` (embedded: one worker, ticker, local Prefect), or uvicorn with `workers` processes as in
-    docker-compose.yml (flow mode deployment: triage-response runs in the app, reported to the Prefect server)."""
+    """`aftercare serve` (embedded: one web worker; its child `aftercare inbound --ticker` reads the SMS and
+    triages; local Prefect), or uvicorn with `workers` processes as in docker-compose.yml (flow mode deployment)."""
     handle = log.open("ab")
     bin_dir = Path(sys.executable).parent
     if topology == "serve":
@@ -332,7 +339,9 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
                 col(TriageRequest.status).in_((TriageStatus.pending, TriageStatus.running)))).one()
             open_pages = session.exec(select(func.count()).select_from(FlagPage).where(
                 col(FlagPage.status).in_((TouchpointStatus.scheduled, TouchpointStatus.sending)))).one()
-            if (open_requests == 0 and open_pages == 0) or time.monotonic() > deadline:
+            unread = session.exec(select(func.count()).select_from(InboundMessage).where(
+                col(InboundMessage.queued).is_(True))).one()
+            if (open_requests == 0 and open_pages == 0 and unread == 0) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
             session.expire_all()
@@ -347,7 +356,9 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
         first_page.setdefault((page.flag_id, page.channel.value), page)
     to_page: list[float] = []
     to_email: list[float] = []
-    timeline: list[tuple[float, float]] = []  # (seconds into the load, seconds to the SMS page), per red flag
+    timeline: list[tuple[float, float, float | None, float | None]] = []  # per red flag: (seconds into the load,
+    # seconds to the SMS page, seconds to being read, seconds to being triaged)
+    stages: dict[str, list[float]] = {"read": [], "triaged": []}  # seconds from sending to each step, red flags
     missed: list[str] = []
     tiers: dict[str, dict[str, int]] = {}
     for row in sent:
@@ -365,7 +376,13 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
             missed.append(row["sid"])
             continue
         to_page.append(sms.sent_at.timestamp() - row["sent_at"])
-        timeline.append((round(row["sent_at"] - sent[0]["sent_at"], 2), round(to_page[-1], 3)))
+        read = message.processed_at.timestamp() - row["sent_at"] if message and message.processed_at else None
+        triaged = request.triaged_at.timestamp() - row["sent_at"] if request and request.triaged_at else None
+        for stage, took in (("read", read), ("triaged", triaged)):
+            if took is not None:
+                stages[stage].append(took)
+        timeline.append((round(row["sent_at"] - sent[0]["sent_at"], 2), round(to_page[-1], 3),
+                         None if read is None else round(read, 3), None if triaged is None else round(triaged, 3)))
         email = first_page.get((flag.id or 0, "email"))
         if email is not None and email.sent_at is not None:
             to_email.append(email.sent_at.timestamp() - row["sent_at"])
@@ -376,11 +393,13 @@ def outcome(url: str, sent: list[dict[str, Any]], kinds: dict[str, str], wait: f
         "flags": len(flags), "pages": len(pages), "pages_sent": pages_sent,
         "severity_by_kind": tiers, "red_flags_without_a_page": missed,
         "to_sms_page_s": to_page, "to_email_page_s": to_email, "red_flag_timeline": timeline,
+        "red_flag_stages_s": {k: {"p50": round(pct(sorted(v), 0.5), 3), "p95": round(pct(sorted(v), 0.95), 3)}
+                              for k, v in stages.items()},
     }
 
 
 def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, keep_log: Path | None, topology: str,
-        workers: int) -> dict[str, Any]:
+        workers: int, extra_env: dict[str, str] | None = None, settle: float = 0.0) -> dict[str, Any]:
     import psycopg
 
     from aftercare import migrate
@@ -395,6 +414,7 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
     work = Path(tempfile.mkdtemp(prefix="aftercare-webhook-bench-"))
     fake, fake_url = start_fake(latency)
     app: subprocess.Popen[bytes] | None = None
+    reader: subprocess.Popen[bytes] | None = None
     prefect: subprocess.Popen[bytes] | None = None
     log = keep_log or work / "serve.log"
     try:
@@ -414,6 +434,7 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
             "AFTERCARE_SENDGRID_FROM_EMAIL": "care@clinic.example", "AFTERCARE_SENDGRID_API_BASE_URL": fake_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(ROOT),
         })
+        env.update(extra_env or {})
         started = time.perf_counter()
         if topology == "uvicorn" and flow_mode != "off":
             env["PREFECT_HOME"] = str(work / "prefect")
@@ -422,7 +443,10 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
             env.update({"PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api", "AFTERCARE_FLOW_MODE": "deployment"})
         app = start_app(env, log, topology, workers)
         wait_healthy(base + "/healthz", app, 180, log)
+        if topology == "uvicorn":
+            reader = start_reader(env, log)
         startup = time.perf_counter() - started
+        time.sleep(settle)  # the app warms triage-response up right after it answers (Prefect import, first run)
         print(f"app up in {startup:.1f}s ({topology}, flow mode {env['AFTERCARE_FLOW_MODE']}); seeded {count} "
               "patients", flush=True)
 
@@ -449,27 +473,37 @@ def run(count: int, rate: float, flow_mode: str, latency: float, admin: str, kee
             "status_codes": statuses, "p50_ms": round(pct(ms, 0.50), 1), "p90_ms": round(pct(ms, 0.90), 1),
             "p99_ms": round(pct(ms, 0.99), 1), "max_ms": round(ms[-1], 1), "target_p99_ms": TARGET_WEBHOOK_P99_MS,
         }
+        by_second: dict[int, list[float]] = {}
+        for r in sent:
+            by_second.setdefault(int(r["sent_at"] - sent[0]["sent_at"]), []).append(r["ms"])
+        webhook["by_second"] = [{"second": s, "requests": len(v), "p50_ms": round(pct(sorted(v), 0.5), 1),
+                                 "p99_ms": round(pct(sorted(v), 0.99), 1)} for s, v in sorted(by_second.items())]
         webhook["target_met"] = webhook["p99_ms"] <= TARGET_WEBHOOK_P99_MS and statuses == {"200": count}
         paging = {
             "red_flag_messages": len(to_page) + len(stored["red_flags_without_a_page"]),
             "paged": len(to_page), "p50_s": round(pct(to_page, 0.50), 3), "p95_s": round(pct(to_page, 0.95), 3),
             "max_s": round(to_page[-1], 3) if to_page else None, "email_page_p95_s": round(pct(to_email, 0.95), 3),
             "target_p95_s": TARGET_PAGE_P95_S,
-            "by_send_time": [{"sent_after_s": at, "to_page_s": took} for at, took in sorted(timeline)],
+            "by_send_time": [{"sent_after_s": at, "to_page_s": took, "read_s": read, "triaged_s": triaged}
+                             for at, took, read, triaged in sorted(timeline)],
         }
         paging["target_met"] = (paging["p95_s"] <= TARGET_PAGE_P95_S
                                 and not stored["red_flags_without_a_page"])
         print(f"webhook: p50 {webhook['p50_ms']} ms, p99 {webhook['p99_ms']} ms, max {webhook['max_ms']} ms "
               f"({statuses}); answered {webhook['answered_per_s']}/s", flush=True)
+        print("  by second: " + ", ".join(f"{b['second']}s {b['p50_ms']:.0f}/{b['p99_ms']:.0f}"
+                                          for b in webhook["by_second"]), flush=True)
         print(f"urgent -> SMS page handed to the provider: p50 {paging['p50_s']} s, p95 {paging['p95_s']} s, "
               f"max {paging['max_s']} s over {paging['paged']} red-flag messages", flush=True)
+        print(f"  red flags, seconds from sending to: {stored['red_flag_stages_s']}", flush=True)
         return {"database": "postgresql", "server_version": version, "topology": topology,
                 "uvicorn_workers": 1 if topology == "serve" else workers, "flow_mode": env["AFTERCARE_FLOW_MODE"],
-                "fake_latency_s": latency, "serve_startup_s": round(startup, 1),
+                "fake_latency_s": latency, "serve_startup_s": round(startup, 1), "settle_s": settle,
                 "load_average_1min_before_load": round(load_before, 2), "webhook": webhook,
                 "urgent_to_page": paging, "stored": stored}
     finally:
         stop(app)
+        stop(reader)
         stop(prefect)
         fake.kill()
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -501,7 +535,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pg-admin", default=os.environ.get("AFTERCARE_BENCH_PG", PG_ADMIN),
                         help="libpq URL of a database we may CREATE DATABASE from")
     parser.add_argument("--log", type=Path, default=None, help="keep the app's log here")
-    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/webhook.json")
+    parser.add_argument("--no-save", action="store_true", help="do not write the results file")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results file (default: %(default)s)")
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds between the app answering /healthz and the load (its warm-up runs first)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an extra setting for the app (repeatable), e.g. AFTERCARE_INBOUND_POLL_SECONDS=0.2")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))  # tests.fakes
     load_at_start = round(os.getloadavg()[0], 2)
@@ -511,23 +550,23 @@ def main(argv: list[str]) -> int:
     result = {"run": label, "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "load_average_1min_at_start": load_at_start,
               **run(args.messages, args.rate, args.flow_mode, args.latency, args.pg_admin, args.log, args.topology,
-                    args.workers),
+                    args.workers, dict(item.split("=", 1) for item in args.env), args.settle),
               "machine": machine()}
     if not args.no_save:
-        save(result)
+        save(result, args.results)
     return 0 if result["webhook"]["target_met"] and result["urgent_to_page"]["target_met"] else 1
 
 
-def save(result: dict[str, Any]) -> None:
+def save(result: dict[str, Any], path: Path = RESULTS) -> None:
     """bench/results/webhook.json keeps one entry per kind of run (same messages, rate and topology: replaced)."""
     runs: list[dict[str, Any]] = []
-    if RESULTS.exists():
-        runs = [r for r in json.loads(RESULTS.read_text(encoding="utf-8")).get("runs", []) if r["run"] != result["run"]]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        runs = [r for r in json.loads(path.read_text(encoding="utf-8")).get("runs", []) if r["run"] != result["run"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
     targets = {"webhook_p99_ms": TARGET_WEBHOOK_P99_MS, "page_p95_s": TARGET_PAGE_P95_S}
     body = {"benchmark": "webhook", "targets": targets, "runs": [*runs, result]}
-    RESULTS.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {RESULTS} ({result['run']})")
+    path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {path} ({result['run']})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ os.environ.update(
         "AFTERCARE_FLOW_MODE": "off",
         "AFTERCARE_DEMO_SEED": "false",
         "AFTERCARE_SCHEDULER_ENABLED": "false",
+        # Tests read stored inbound SMS themselves (tests.web_helpers.read_inbound), so what they assert is settled;
+        # tests/test_inbound_worker.py runs the reader thread and process.
+        "AFTERCARE_INBOUND_READER": "ticker",
         "PREFECT_HOME": str(_HOME / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_TO_API_ENABLED": "false",

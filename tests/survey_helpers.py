@@ -36,6 +36,7 @@ from aftercare.timeutil import utcnow
 from tests.dispatch_helpers import make_procedure, make_touchpoint
 from tests.fakes import FakeProviders
 from tests.fakes.signing import twilio_inbound
+from tests.web_helpers import read_inbound
 
 PUBLIC = "https://aftercare.example"
 SMS_PATH = "/webhooks/twilio/sms"
@@ -81,6 +82,7 @@ def dispatch(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Disp
 def post_sms(client: TestClient, from_: str, body: str, **extra: str) -> httpx.Response:
     form, headers = twilio_inbound(PUBLIC + SMS_PATH, from_, body, **extra)
     response = client.post(SMS_PATH, data=form, headers=headers)
+    read_inbound(client)
     response.extensions["message_sid"] = form["MessageSid"]
     return response
 

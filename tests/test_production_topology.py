@@ -29,10 +29,21 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from aftercare.models import Procedure, ProcedureStatus, Role, Touchpoint
+from aftercare.models import (
+    InboundMessage,
+    Patient,
+    Procedure,
+    ProcedureStatus,
+    Role,
+    Touchpoint,
+    TriageRequest,
+    TriageStatus,
+)
 from aftercare.orchestration import PLAN_DEPLOYMENT
 from aftercare.settings import Settings
 from tests.factories import make_api_token, make_clinic, make_staff, procedure_in
+from tests.fakes import FakeProviders
+from tests.fakes.signing import twilio_inbound
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -83,7 +94,7 @@ SECRETS = {
 
 def test_compose_runs_postgres_prefect_server_workers_and_the_app() -> None:
     services = _compose()["services"]
-    assert set(services) == {"postgres", "prefect-server", "worker", "app"}
+    assert set(services) == {"postgres", "prefect-server", "worker", "app", "inbound"}
     assert "./deploy/initdb:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
     assert _command("prefect-server").startswith("prefect server start --host 0.0.0.0")
     assert _command("worker").startswith("prefect worker start --pool ${AFTERCARE_PREFECT_WORK_POOL:-aftercare}")
@@ -92,7 +103,9 @@ def test_compose_runs_postgres_prefect_server_workers_and_the_app() -> None:
     app = _command("app")
     assert app.index("aftercare db upgrade") < app.index("aftercare deploy-flows") < app.index("exec uvicorn")
     assert "--factory aftercare.web.app:create_app" in app
-    for name in ("prefect-server", "worker", "app"):
+    assert services["inbound"]["command"][:2] == ["aftercare", "inbound"]
+    assert services["inbound"]["depends_on"]["app"] == {"condition": "service_healthy"}  # migrated first
+    for name in ("prefect-server", "worker", "app", "inbound"):
         assert services[name]["image"] == "${AFTERCARE_IMAGE:-aftercare:latest}" and services[name]["build"] == "."
         assert "healthcheck" in services[name]
     assert services["app"]["depends_on"]["prefect-server"] == {"condition": "service_healthy"}
@@ -105,7 +118,7 @@ def test_compose_environment_names_real_settings() -> None:
     import prefect.settings
 
     fields = {f"AFTERCARE_{name.upper()}" for name in Settings.model_fields}
-    for name in ("prefect-server", "worker", "app"):
+    for name in ("prefect-server", "worker", "app", "inbound"):
         for key in _compose()["services"][name]["environment"]:
             if key.startswith("AFTERCARE_"):
                 assert key in fields, f"{name}: {key} is not a Settings field"
@@ -315,7 +328,7 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
     finally:
         if topo is not None:
             pids = [p.pid for p in topo.procs.values()]
-            for name in ("app", "worker", "prefect-server"):  # workers before the server (prefect.md)
+            for name in ("app", "inbound", "worker", "prefect-server"):  # workers before the server (prefect.md)
                 topo.stop(name)
             for handle in topo.files:
                 handle.close()
@@ -330,9 +343,12 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_a_procedure_recorded_through_the_api_is_planned_by_a_worker(topology: Topology) -> None:
+def test_a_procedure_recorded_through_the_api_is_planned_by_a_worker(
+    topology: Topology, fake_providers: FakeProviders
+) -> None:
     started = time.monotonic()
     t = topology
+    t.env.update({**fake_providers.settings_env(), "AFTERCARE_PUBLIC_BASE_URL": t.app_url})
     t.start("prefect-server", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(t.prefect_port))
     t.run("aftercare", "db", "upgrade")
     t.wait_http("prefect-server", t.prefect_url + "/health", timeout=120)
@@ -389,6 +405,30 @@ def test_a_procedure_recorded_through_the_api_is_planned_by_a_worker(topology: T
 
     api = httpx.get(f"{t.app_url}/api/v1/procedures/{procedure_id}", headers={"Authorization": f"Bearer {token}"})
     assert api.json()["status"] == "active"
+
+    # The patient texts a red flag: the app stores and answers; `aftercare inbound` reads and triages it.
+    t.start("inbound", "aftercare", "inbound")
+    with Session(engine) as session:
+        patient = session.get(Patient, procedure.patient_id)
+    assert patient is not None and patient.phone_e164
+    form, headers = twilio_inbound(t.app_url + "/webhooks/twilio/sms", patient.phone_e164,
+                                   "I have a fever of 39.4 and chills since last night")
+    posted = time.monotonic()
+    answer = httpx.post(t.app_url + "/webhooks/twilio/sms", data=form, headers=headers, timeout=10)
+    assert answer.status_code == 200 and "<Response" in answer.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with Session(engine) as session:
+            message = session.exec(select(InboundMessage).where(InboundMessage.message_sid == form["MessageSid"])).one()
+            request = session.exec(select(TriageRequest).where(TriageRequest.source_id == message.id)).first()
+            if request is not None and request.status == TriageStatus.done:
+                break
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"the SMS was not read and triaged in 60 s\ninbound:\n{t.tail('inbound')}\napp:\n{t.tail('app')}")
+    assert (message.queued, message.patient_id, request.severity) == (False, patient.id, "urgent")
+    assert request.flag_id is not None
+    triaged_in = time.monotonic() - posted
     engine.dispose()
     print(f"\nproduction topology: server ready {server_ready:.1f} s, planned {planned_in:.1f} s after the POST, "
-          f"total {time.monotonic() - started:.1f} s")
+          f"SMS triaged {triaged_in:.1f} s after the webhook, total {time.monotonic() - started:.1f} s")

@@ -49,6 +49,12 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _readers(pid: int) -> list[int]:
+    """`aftercare inbound` children of `pid`."""
+    return [child for child in _children(pid)
+            if b"aftercare\x00inbound" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -175,6 +181,9 @@ def test_serve_runs_the_whole_service_on_embedded_prefect(serve: Any) -> None:
         pid for pid in _children(served.process.pid) if b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     assert len(prefect_children) == 1, served.output()
+    readers = _readers(served.process.pid)
+    assert len(readers) == 1, served.output()  # `aftercare inbound --ticker`: inbound SMS, triage, the ticker
+    assert b"--ticker" in Path(f"/proc/{readers[0]}/cmdline").read_bytes()
 
     out = served.output()
     assert f"Staff app:   {served.base_url}/" in out
@@ -215,14 +224,14 @@ def test_serve_runs_the_whole_service_on_embedded_prefect(serve: Any) -> None:
     second: Served = serve("--no-scheduler", prefect_port=served.prefect_port)
     _wait_healthy(second, timeout=60)
     assert "already running, reused" in second.output()
-    assert not _children(second.process.pid)
+    assert _children(second.process.pid) == _readers(second.process.pid)  # no Prefect server of its own
     _stop(second)
     assert embedded.is_healthy(prefect_api)
     stopping = time.monotonic()
     _stop(served)
     print(f"startup {startup:.1f} s, flow {flow_seconds:.1f} s, stop {time.monotonic() - stopping:.1f} s")
     assert "stopping the embedded Prefect server" in served.output()
-    assert not any(_alive(pid) for pid in prefect_children)
+    assert not any(_alive(pid) for pid in [*prefect_children, *readers])
     assert not embedded.port_in_use(served.prefect_port)
 
 
@@ -232,7 +241,7 @@ def test_serve_without_prefect_builds_plans_in_process(serve: Any) -> None:
     _wait_healthy(served, timeout=60)
     out = served.output()
     assert "Prefect:     off" in out and "Ticker:      off" in out
-    assert not _children(served.process.pid)
+    assert _children(served.process.pid) == _readers(served.process.pid)  # only the inbound reader
     token_match = TOKEN.search(out)
     assert token_match, out
     procedure_id = _record(served, token_match.group(1), "SERVE-2")

@@ -324,6 +324,12 @@ class InboundMessage(SQLModel, table=True):
     intent: InboundIntent = _enum(InboundIntent, InboundIntent.text)
     handled: bool = False  # a keyword was applied, or a person or parser dealt with it
     received_at: datetime = _created()
+    # Stored by the webhook, which answers at once; the inbound worker (aftercare.webhooks.worker) then runs the
+    # conversation step and asks for triage. True until that committed (or gave up after a few failures).
+    queued: bool = Field(default=False, index=True)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    process_attempts: int = 0
+    process_error: str | None = Field(default=None, sa_type=Text, nullable=True)
 
 
 class OutboundReply(SQLModel, table=True):

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
 from aftercare import audit, plans
 from aftercare.db import session_scope
 from aftercare.settings import Settings
@@ -104,6 +108,7 @@ TRIAGE_DEPLOYMENT = "triage-response/triage-response"
 _triage_pool: ThreadPoolExecutor | None = None
 _triage_lock = threading.Lock()
 _triage_active = False  # an inline run is queued or running in this process
+_triage_in_background = False  # this is a web process beside `aftercare inbound`, which triages for it
 
 
 def _run_triage_inline(request_ids: list[int] | None, linger_seconds: float = 0.0) -> object:
@@ -118,7 +123,7 @@ def _run_triage_inline(request_ids: list[int] | None, linger_seconds: float = 0.
 def _drain_triage(linger_seconds: float) -> object:
     """Inline flow runs until nothing is pending: a run lingers for more (woken by `_queue_triage_run`), so a
     steady stream of messages costs one flow run, not one each; a wake-up after it ended starts another."""
-    from aftercare.flags.service import WAKEUP
+    from aftercare.flags.service import STOPPING, WAKEUP
 
     global _triage_active
     try:
@@ -126,13 +131,26 @@ def _drain_triage(linger_seconds: float) -> object:
             WAKEUP.clear()
             result = _run_triage_inline(None, linger_seconds)
             with _triage_lock:
-                if not WAKEUP.is_set():
+                if not WAKEUP.is_set() or STOPPING.is_set():
                     _triage_active = False
                     return result
     except BaseException:
         with _triage_lock:
             _triage_active = False
         raise
+
+
+def stop_triage() -> None:
+    """At process exit: let the in-process triage run finish the round it is in (its pages go out) and end,
+    instead of being cut off by the interpreter's shutdown. What it has not claimed stays pending (the ticker)."""
+    from aftercare.flags.service import STOPPING, WAKEUP
+
+    STOPPING.set()
+    WAKEUP.set()
+    with _triage_lock:
+        pool = _triage_pool
+    if pool is not None:
+        pool.shutdown(wait=True)
 
 
 def _queue_triage_run(settings: Settings) -> None:
@@ -158,10 +176,33 @@ def _triage_in_app(settings: Settings) -> bool:
     return settings.flow_mode == "inline" or (settings.flow_mode == "deployment" and not settings.triage_on_workers)
 
 
+def triage_in_background() -> None:
+    """Called by a web process that runs beside `aftercare inbound` (AFTERCARE_INBOUND_READER=process): its
+    triage requests are left to that process (it looks for pending ones every AFTERCARE_INBOUND_POLL_SECONDS),
+    so a triage run never competes with the webhook for this process's interpreter."""
+    global _triage_in_background
+    _triage_in_background = True
+
+
+def wake_triage_if_pending(settings: Settings, engine: Engine) -> bool:
+    """In `aftercare inbound`: start (or wake) the inline triage run when requests wait, e.g. stored by the web
+    app's survey form. Returns whether any waited."""
+    from aftercare.models import TriageRequest, TriageStatus
+
+    if not _triage_in_app(settings):
+        return False
+    with engine.connect() as conn:
+        found = conn.execute(sa_select(col(TriageRequest.id)).where(col(TriageRequest.status) == TriageStatus.pending)
+                             .limit(1)).first()
+    if found is not None:
+        _queue_triage_run(settings)
+    return found is not None
+
+
 def warm_triage(settings: Settings) -> None:
     """At app start: one `triage-response` run in the background, for whatever is pending (a restart) and so the
     first flow run (imports, Prefect client, rules: seconds) is not paid by the first urgent message."""
-    if _triage_in_app(settings):
+    if _triage_in_app(settings) and not _triage_in_background:
         try:
             _queue_triage_run(settings)
         except Exception as exc:  # never stop the app from starting
@@ -192,6 +233,8 @@ def start_triage_flow(request_ids: Sequence[int], settings: Settings, *, wait: b
                            idempotency_key=f"triage:{','.join(map(str, ids))}")
         elif wait:
             _run_triage_inline(ids)
+        elif _triage_in_background:
+            return  # `aftercare inbound` finds them within AFTERCARE_INBOUND_POLL_SECONDS
         else:
             _queue_triage_run(settings)
     except Exception as exc:  # Prefect down, network: the ticker picks these up

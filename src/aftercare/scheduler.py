@@ -26,6 +26,7 @@ from aftercare.flags.ticker import flags_tick
 from aftercare.orchestration import plan_stragglers
 from aftercare.settings import Settings
 from aftercare.surveys.service import surveys_tick
+from aftercare.webhooks.worker import inbound_tick
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Job:
 JOBS: list[Job] = [
     Job("plan-stragglers", plan_stragglers),
     Job("dispatch-due", dispatch_due),
+    Job("inbound-tick", inbound_tick),  # inbound SMS no web process's worker has read yet
     Job("surveys-tick", surveys_tick),  # survey conversations: first questions, reminders, closing windows, misses
     Job("flags-tick", flags_tick),  # triage stragglers, escalation timers of unacknowledged flags, page retries
     Job("bookings-tick", bookings_tick),  # booking offers: expire, re-offer once, then a coordinator task

@@ -181,6 +181,16 @@ class Settings(BaseSettings):
     oncall_file: Path | None = Field(
         None, description="the on-call rota and escalation times for flag pages; unset = <config_dir>/oncall.yaml"
     )
+    inbound_reader: Literal["process", "thread", "ticker"] = Field(
+        "process",
+        description="who reads the inbound SMS the webhook stored (patient, conversation, triage): process = "
+        "`aftercare inbound`, started by `aftercare serve` beside the web app (its own service in docker-compose); "
+        "thread = a thread in each web process; ticker = only the ticker's inbound-tick (after the triage grace)",
+    )
+    inbound_poll_seconds: float = Field(
+        0.2, ge=0.02, le=60,
+        description="how often `aftercare inbound` looks for newly stored SMS (a thread reader is also woken at once)",
+    )
     triage_grace_seconds: int = Field(
         30, ge=5, le=3600,
         description="a stored answer or message still untriaged this long (no flow ran) is triaged by the ticker",

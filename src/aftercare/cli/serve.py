@@ -1,8 +1,10 @@
 """`aftercare serve`: the whole service in one process, on embedded defaults.
 
 Order: migrate the database, seed the demo clinic into an empty one, start (or reuse) the local Prefect server
-and point this process's Prefect client at it, start the ticker, then run the web app in one uvicorn worker
-(the ticker must run exactly once). On SIGINT/SIGTERM the app stops first, then the ticker, then Prefect.
+and point this process's Prefect client at it, start the background process (`aftercare inbound --ticker`: the
+inbound SMS reader and the ticker, which must run exactly once), then run the web app in one uvicorn worker,
+which then only answers HTTP. On SIGINT/SIGTERM the app stops first, then the background process, then Prefect.
+With AFTERCARE_INBOUND_READER=thread or ticker, the ticker runs in this process instead.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -103,6 +107,31 @@ def _signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+_READERS = {"process": "`aftercare inbound` (a child process)", "thread": "a thread of the web app",
+            "ticker": "the ticker's inbound-tick only"}
+INBOUND_NICE = 5  # under load the web app (Twilio waits on it) gets the CPU first; the reader takes the rest
+
+
+@contextmanager
+def _inbound_reader(*, ticker: bool) -> Iterator[subprocess.Popen[bytes]]:
+    """`aftercare inbound` (with the ticker) beside the web app: its own process, so its work never holds up an
+    answer to Twilio (its own CPU, no interpreter lock shared with the webhook). It logs to this console and is
+    stopped (SIGTERM, then SIGKILL after 15 s) when serve stops."""
+    command = [sys.executable, "-m", "aftercare", "inbound", "--nice", str(INBOUND_NICE)]
+    child = subprocess.Popen([*command, "--ticker"] if ticker else command)
+    log.info("inbound SMS reader started (pid %d)", child.pid)
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
 def _safe_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -133,6 +162,7 @@ def _banner(
         prefect_line,
         f"Database:    {_safe_url(settings.database_url)}",
         f"Ticker:      {', '.join(ticker_jobs)} every {settings.tick_seconds} s" if ticker_jobs else "Ticker:      off",
+        f"Inbound SMS: read by {_READERS[settings.inbound_reader]}",
     ]
     if creds is not None:
         lines += ["", *credential_lines(creds, base)]
@@ -192,7 +222,10 @@ def _run(settings: Settings, use: PrefectUse, registry: ProtocolRegistry, starte
             except embedded.PrefectStartError as exc:
                 raise _fail(str(exc), 1) from None
         ticker_jobs: list[str] = []
-        if settings.scheduler_enabled:
+        if settings.inbound_reader == "process":  # the ticker runs there too: this process only answers HTTP
+            stack.enter_context(_inbound_reader(ticker=settings.scheduler_enabled))
+            ticker_jobs = [job.name for job in scheduler.JOBS] if settings.scheduler_enabled else []
+        elif settings.scheduler_enabled:
             ticker = scheduler.start(settings)
             stack.callback(ticker.shutdown)
             ticker_jobs = [job.name for job in ticker.get_jobs()]

@@ -45,7 +45,9 @@ LEASE_SECONDS = 120
 ROUND = 20  # requests claimed at a time (then the most urgent pending ones are chosen again)
 BACKLOG = 2000  # pending requests looked at when choosing
 SENDERS = 4  # threads handing pages and patient texts to the providers while triage goes on
+TRIAGERS = 2  # patients triaged at once within a round (each waits on the database most of the time)
 WAKEUP = threading.Event()  # set when requests are stored in this process: a lingering run goes on at once
+STOPPING = threading.Event()  # set when this process shuts down: a lingering run ends after its round
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TriageReport:
     replies: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"claimed": self.claimed, "severities": dict(self.severities), "flags": self.flags,
@@ -183,15 +186,23 @@ def urgency(session: Session, pending: Sequence[int], known: dict[int, int]) -> 
     answers = {sid: rid or 0 for rid, kind, sid in rows if kind == "answer"}
     for sid, body in session.exec(select(InboundMessage.id, InboundMessage.body)
                                   .where(col(InboundMessage.id).in_(list(messages)))):
-        known[messages[sid or 0]] = _rank(TriageInput(day=0.0, text=(body or "")[:5000] or None,
-                                                      text_kind="free_text"))
+        known[messages[sid or 0]] = text_rank(body)
     for sid, item, value, raw in session.exec(
             select(SurveyAnswer.id, SurveyAnswer.item_id, SurveyAnswer.value, SurveyAnswer.raw_text)
             .where(col(SurveyAnswer.id).in_(list(answers)))):
-        known[answers[sid or 0]] = _rank(TriageInput(day=0.0, answers=inputs.valid_answers({item: value}),
+        known[answers[sid or 0]] = _rank(TriageInput(day=FIRST_LOOK_DAY, answers=inputs.valid_answers({item: value}),
                                                      text=(raw or "")[:5000] or None, text_kind="answer"))
     for request_id in new:
         known.setdefault(request_id, 0)
+
+
+FIRST_LOOK_DAY = 7.0  # past the day-0 and 72-hour thresholds, inside the 3-week fever window: the most rules fire
+
+
+def text_rank(body: str | None) -> int:
+    """A first look at a message's words alone (on day FIRST_LOOK_DAY, no history): the rank triage would give
+    them. Only for choosing what to read and triage first when a backlog builds."""
+    return _rank(TriageInput(day=FIRST_LOOK_DAY, text=(body or "")[:5000] or None, text_kind="free_text"))
 
 
 def _rank(inp: TriageInput) -> int:
@@ -238,7 +249,8 @@ def triage_requests(
     ranks: dict[int, int] = {}
     attempted: set[int] = set()
     sending: list[Future[tuple[str, Counter[str]]]] = []
-    with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="aftercare-pages") as senders:
+    with (ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="aftercare-pages") as senders,
+          ThreadPoolExecutor(max_workers=TRIAGERS, thread_name_prefix="aftercare-triage-one") as triagers):
         while True:
             with Session(engine, expire_on_commit=False) as session:
                 pending = _pending(session, now=clock(), ids=request_ids, older_than=older_than, limit=BACKLOG)
@@ -247,7 +259,8 @@ def triage_requests(
             fresh = [i for i in pending if i not in attempted]  # a failure waits for a later run (the ticker)
             chosen = sorted(fresh, key=lambda i: (-ranks.get(i, 0), i))[:ROUND]
             if not chosen:
-                if request_ids is None and linger_seconds > 0 and WAKEUP.wait(timeout=linger_seconds):
+                if (request_ids is None and linger_seconds > 0 and not STOPPING.is_set()
+                        and WAKEUP.wait(timeout=linger_seconds) and not STOPPING.is_set()):
                     WAKEUP.clear()
                     continue
                 break
@@ -259,14 +272,19 @@ def triage_requests(
                 continue
             report.claimed += len(ids)
             attempted.update(ids)
-            for request_id in sorted(ids, key=lambda i: (-ranks.get(i, 0), i)):
-                done = _triage_and_commit(engine, request_id, settings, clock, report)
-                if done is None or not send:
-                    continue
-                if done.page_ids:
-                    sending.append(senders.submit(_pages, settings, engine, done.page_ids, clock))
-                if done.told:
-                    sending.append(senders.submit(_replies, settings, engine, clock))
+
+            def one_patient(request_ids: list[int]) -> None:
+                for request_id in request_ids:
+                    done = _triage_and_commit(engine, request_id, settings, clock, report)
+                    if done is None or not send:
+                        continue
+                    with report.lock:
+                        if done.page_ids:
+                            sending.append(senders.submit(_pages, settings, engine, done.page_ids, clock))
+                        if done.told:
+                            sending.append(senders.submit(_replies, settings, engine, clock))
+
+            list(triagers.map(one_patient, _by_patient(engine, sorted(ids, key=lambda i: (-ranks.get(i, 0), i)))))
         if send and report.claimed:
             sending.append(senders.submit(_replies, settings, engine, clock))  # education replies and the rest
         for future in sending:
@@ -287,13 +305,28 @@ def _triage_and_commit(
             session.commit()
     except Exception as exc:
         log.exception("triage of request %s failed; it will be retried", request_id)
-        report.failed += 1
+        with report.lock:
+            report.failed += 1
         _failed(engine, request_id, exc, clock())
         return None
-    report.severities[done.severity] += 1
-    if done.flag_id is not None and done.flag_id not in report.flags:
-        report.flags.append(done.flag_id)
+    with report.lock:
+        report.severities[done.severity] += 1
+        if done.flag_id is not None and done.flag_id not in report.flags:
+            report.flags.append(done.flag_id)
     return done
+
+
+def _by_patient(engine: Engine, ordered: list[int]) -> list[list[int]]:
+    """The claimed requests in groups of one patient each (triaged one after the other: a survey's answers see
+    each other's flags), the groups in the order of their first, most urgent, request."""
+    with Session(engine) as session:
+        owner = dict(session.exec(select(TriageRequest.id, TriageRequest.patient_id)
+                                  .where(col(TriageRequest.id).in_(ordered))).all())
+    groups: dict[object, list[int]] = {}
+    for request_id in ordered:
+        patient = owner.get(request_id)
+        groups.setdefault(patient if patient is not None else ("request", request_id), []).append(request_id)
+    return list(groups.values())
 
 
 def _pages(settings: Settings, engine: Engine, ids: list[int],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -143,11 +144,27 @@ def default_lexicon_path() -> Path:
 
 
 _CACHE: dict[Path, tuple[float, Lexicon]] = {}
+RECHECK_SECONDS = 1.0  # the default file is looked at (a stat) at most this often: the reader runs per message
+_RECENT: dict[Path, tuple[float, Lexicon]] = {}
 
 
 def load_lexicon(path: Path | None = None) -> Lexicon:
-    """The lexicon at `path` (default: config/triage-lexicon.yaml), validated; reloaded when the file changes."""
-    path = Path(os.path.abspath(path or default_lexicon_path()))  # not resolve(): this runs once per message
+    """The lexicon at `path` (default: config/triage-lexicon.yaml), validated; reloaded when the file changes (the
+    default file: noticed within RECHECK_SECONDS; system calls on every message cost a busy process dearly)."""
+    if path is not None:
+        return _load_lexicon(path)
+    default = default_lexicon_path()
+    recent = _RECENT.get(default)
+    now = time.monotonic()
+    if recent is not None and now - recent[0] < RECHECK_SECONDS:
+        return recent[1]
+    lexicon = _load_lexicon(default)
+    _RECENT[default] = (now, lexicon)
+    return lexicon
+
+
+def _load_lexicon(path: Path) -> Lexicon:
+    path = Path(os.path.abspath(path))
     try:
         mtime = os.stat(path).st_mtime
     except OSError as exc:

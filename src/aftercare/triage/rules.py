@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -116,11 +117,27 @@ def default_rules_path() -> Path:
 
 
 _CACHE: dict[Path, tuple[float, RuleSet]] = {}
+RECHECK_SECONDS = 1.0  # the default file is looked at (a stat) at most this often: triage reads it per message
+_RECENT: dict[Path, tuple[float, RuleSet]] = {}
 
 
 def load_rules(path: Path | None = None) -> RuleSet:
-    """The rules file at `path` (default: config/triage.yaml), validated; reloaded when the file changes."""
-    path = (path or default_rules_path()).resolve()
+    """The rules file at `path` (default: config/triage.yaml), validated; reloaded when the file changes (the
+    default file: noticed within RECHECK_SECONDS; system calls on every message cost a busy process dearly)."""
+    if path is not None:
+        return _load_rules(path)
+    default = default_rules_path()
+    recent = _RECENT.get(default)
+    now = time.monotonic()
+    if recent is not None and now - recent[0] < RECHECK_SECONDS:
+        return recent[1]
+    ruleset = _load_rules(default)
+    _RECENT[default] = (now, ruleset)
+    return ruleset
+
+
+def _load_rules(path: Path) -> RuleSet:
+    path = path.resolve()
     try:
         mtime = os.stat(path).st_mtime
     except OSError as exc:

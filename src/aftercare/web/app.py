@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +16,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import aftercare
 from aftercare.bookings import calendar as booking_calendar
-from aftercare.db import make_engine
-from aftercare.orchestration import warm_triage
+from aftercare.db import make_engine, make_hot_path_engine
+from aftercare.orchestration import triage_in_background, warm_triage
 from aftercare.protocols import ProtocolRegistry
 from aftercare.settings import Settings, get_settings
 from aftercare.web import api_patients, api_procedures, errors, imports_page, login, outbox_page, pages, procedure_form
@@ -29,6 +30,7 @@ from aftercare.web.survey_pages import router as survey_router
 from aftercare.web.templating import make_templates
 from aftercare.web.visits_pages import router as visits_router
 from aftercare.webhooks import sendgrid_events, twilio_sms, twilio_status
+from aftercare.webhooks.worker import InboundWorker
 
 SESSION_COOKIE = "aftercare_session"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -41,9 +43,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.inbound_reader == "process":
+            triage_in_background()  # `aftercare inbound` triages; this process only answers
         warm_triage(settings)  # the first page must not wait for Prefect to warm up; triages what is pending
+        worker = InboundWorker(settings, engine).start() if settings.inbound_reader == "thread" else None
+        # What was loaded at start (FastAPI, SQLAlchemy, Prefect: ~10^6 objects) stays for good: kept out of the
+        # collector's full passes, which otherwise stop every request for 100-300 ms now and then.
+        gc.freeze()
+        app.state.inbound_worker = worker  # the SMS webhook wakes it
         yield
+        app.state.inbound_worker = None
+        if worker is not None:
+            worker.stop()
         engine.dispose()
+        app.state.hot_engine.dispose()
 
     app = FastAPI(
         title="aftercare",
@@ -53,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.hot_engine = make_hot_path_engine(settings.database_url)  # the SMS webhook's one insert
+    app.state.inbound_worker = None
     app.state.registry = ProtocolRegistry.from_dir(settings.config_dir / "protocols")
     booking_calendar.current(settings)  # the clinic calendar (config/clinic.yaml) is checked now too
     app.state.templates = make_templates(settings)

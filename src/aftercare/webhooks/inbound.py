@@ -1,18 +1,22 @@
 """An inbound SMS: stored first, then keywords applied; everything else waits for a person (or a parser).
 
-Order of work, all in one short transaction:
-1. store the message (every field, raw) once per MessageSid; a replay changes nothing;
-2. link it to the patient(s) with that phone number;
-3. opt-out first (keyword, Twilio's OptOutType, or a plain-language sentence in English or Spanish):
-   every channel revoked and every queued touchpoint cancelled at once, before any survey or booking
-   conversation sees the message; a plain-language opt-out also opens a task to confirm it and gets one
-   confirmation (Twilio only confirms its own keywords);
-4. START/UNSTOP: SMS consent again (confirmed by us only for words Twilio does not know); HELP/AYUDA:
-   a help reply (clinic phone, no PHI) through the reply outbox;
-5. anything else from a patient: the conversation router (`aftercare.surveys.router`): an answer to the
-   survey question the patient was last asked (the next question as the reply), else free text for a
-   coordinator; from an unknown number: a task and one polite reply.
-Nothing is ever sent from here: replies go to `outbound_reply` and the dispatcher sends them.
+Two steps, each in one short transaction:
+1. `store_sms` (in the webhook's request): the message with every field, raw, once per MessageSid; a replay
+   changes nothing. The webhook answers Twilio right after this (after step 2 too, for an opt-out).
+2. `process_sms` (an opt-out: in the webhook's request, so it is honoured before we answer; everything else: the
+   inbound reader, `aftercare.webhooks.worker`, right after the response):
+   a. link it to the patient(s) with that phone number;
+   b. opt-out first (keyword, Twilio's OptOutType, or a plain-language sentence in English or Spanish):
+      every channel revoked and every queued touchpoint cancelled at once, before any survey or booking
+      conversation sees the message; a plain-language opt-out also opens a task to confirm it and gets one
+      confirmation (Twilio only confirms its own keywords);
+   c. START/UNSTOP: SMS consent again (confirmed by us only for words Twilio does not know); HELP/AYUDA:
+      a help reply (clinic phone, no PHI) through the reply outbox;
+   d. anything else from a patient: the conversation router (`aftercare.surveys.router`): an answer to the
+      survey question the patient was last asked (the next question as the reply), else free text for a
+      coordinator; from an unknown number: a task and one polite reply.
+`receive_sms` does both at once (tests, scripts). Nothing is ever sent from here: replies go to
+`outbound_reply` and the dispatcher sends them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from aftercare import consent, tasks
@@ -39,6 +44,7 @@ from aftercare.models import (
 from aftercare.optout import classify, from_twilio_opt_out_type
 from aftercare.patients import consent_state
 from aftercare.settings import Settings
+from aftercare.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 ACTOR = "patient-sms"
@@ -62,13 +68,18 @@ class Received:
     patients: int = 0
     touchpoints_cancelled: int = 0
     reply_id: int | None = None
+    queued: bool = False  # stored for the inbound worker, not read yet
 
 
-def _store(session: Session, params: dict[str, str]) -> int | None:
-    """Insert the raw message; None when this MessageSid was stored before."""
+def store_sms(session: Session | Connection, params: dict[str, str], *, queued: bool = True) -> int | None:
+    """Insert the raw message (for the inbound reader when `queued`); None when this MessageSid was stored before.
+    Raises MissingField for a message without MessageSid or From. One statement (the webhook runs it alone, in
+    autocommit)."""
     for field in ("MessageSid", "From"):
         if not params.get(field, "").strip():
             raise MissingField(field)
+    # NUL cannot be stored in a PostgreSQL text column; the signature was checked on the raw form already.
+    params = {key.replace("\x00", "\ufffd"): value.replace("\x00", "\ufffd") for key, value in params.items()}
     try:
         num_media = max(0, min(int(params.get("NumMedia") or 0), 100))  # Twilio sends at most 10
     except ValueError:
@@ -82,11 +93,25 @@ def _store(session: Session, params: dict[str, str]) -> int | None:
         "params": params,
         "intent": InboundIntent.text,
         "handled": False,
+        "received_at": utcnow(),
+        "queued": queued,
+        "process_attempts": 0,
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
     statement = insert(InboundMessage).values(**values).on_conflict_do_nothing().returning(col(InboundMessage.id))
     row = session.execute(statement).first()
-    return int(row[0]) if row else None
+    found = row[0] if row else None
+    return None if found is None else int(found)
+
+
+def is_opt_out(params: dict[str, str]) -> bool:
+    """Whether this message asks to stop (STOP and the other keywords, Twilio's OptOutType, a sentence): applied in
+    the webhook's own request, before Twilio gets its answer. Everything else waits for the reader."""
+    twilio_verdict = from_twilio_opt_out_type(params.get("OptOutType"))
+    if twilio_verdict is not None:
+        return twilio_verdict == InboundIntent.opt_out
+    return classify(params.get("Body", "")).intent == InboundIntent.opt_out
 
 
 def _opted_out(session: Session, patients: list[Patient]) -> bool:
@@ -100,13 +125,19 @@ def _single_clinic(session: Session) -> int | None:
 
 def receive_sms(session: Session, *, params: dict[str, str], settings: Settings) -> Received:
     """Store and act on one inbound SMS in the caller's transaction. Raises MissingField for bad input."""
-    # NUL cannot be stored in a PostgreSQL text column; the signature was checked on the raw form already.
-    params = {key.replace("\x00", "\ufffd"): value.replace("\x00", "\ufffd") for key, value in params.items()}
-    inbound_id = _store(session, params)
+    inbound_id = store_sms(session, params, queued=False)
     if inbound_id is None:
         return Received(inbound_id=None, duplicate=True)
+    return process_sms(session, inbound_id=inbound_id, settings=settings)
+
+
+def process_sms(session: Session, *, inbound_id: int, settings: Settings) -> Received:
+    """Act on one stored inbound SMS in the caller's transaction (marks it processed)."""
     inbound = session.get(InboundMessage, inbound_id)
     assert inbound is not None
+    params = {str(key): str(value) for key, value in (inbound.params or {}).items()}
+    inbound.queued = False
+    inbound.processed_at = utcnow()
     patients = list(
         session.exec(
             select(Patient).where(Patient.phone_e164 == inbound.from_number).order_by(col(Patient.updated_at).desc())

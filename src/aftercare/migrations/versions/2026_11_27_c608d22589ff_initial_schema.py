@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 23930d9a7425
+Revision ID: c608d22589ff
 Revises: 
-Create Date: 2026-11-27 13:24:02.269412
+Create Date: 2026-11-27 16:01:46.108038
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 import aftercare.timeutil
 
 
-revision = '23930d9a7425'
+revision = 'c608d22589ff'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -179,6 +179,10 @@ def upgrade() -> None:
     sa.Column('intent', sa.Enum('opt_out', 'opt_in', 'help', 'text', name='inboundintent', native_enum=False, length=20), nullable=False),
     sa.Column('handled', sa.Boolean(), nullable=False),
     sa.Column('received_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('queued', sa.Boolean(), nullable=False),
+    sa.Column('processed_at', aftercare.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('process_attempts', sa.Integer(), nullable=False),
+    sa.Column('process_error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -187,6 +191,7 @@ def upgrade() -> None:
     with op.batch_alter_table('inbound_message', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inbound_message_from_number'), ['from_number'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_message_patient_id'), ['patient_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbound_message_queued'), ['queued'], unique=False)
 
     op.create_table('procedure',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -733,6 +738,7 @@ def downgrade() -> None:
 
     op.drop_table('procedure')
     with op.batch_alter_table('inbound_message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbound_message_queued'))
         batch_op.drop_index(batch_op.f('ix_inbound_message_patient_id'))
         batch_op.drop_index(batch_op.f('ix_inbound_message_from_number'))
 
