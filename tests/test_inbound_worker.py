@@ -183,7 +183,7 @@ def test_concurrent_workers_read_every_message_exactly_once(
 
     def work() -> None:
         start.wait()
-        results.append(process_queued(settings, engine))
+        results.append(process_queued(settings, engine, readers=2))  # two readers in each of the calls
 
     threads = [threading.Thread(target=work) for _ in range(workers)]
     for thread in threads:

@@ -220,6 +220,15 @@ def test_serve_runs_the_whole_service_on_embedded_prefect(serve: Any) -> None:
 
     flow_seconds = time.monotonic() - recorded_at
 
+    os.kill(readers[0], signal.SIGKILL)  # the reader dies: serve starts another
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _readers(served.process.pid) in ([], readers):
+        time.sleep(0.3)
+    restarted = _readers(served.process.pid)
+    assert len(restarted) == 1 and restarted != readers, served.output()
+    assert "the inbound SMS reader exited" in served.output()
+    readers = [*readers, *restarted]
+
     # A second service finds the healthy Prefect server on its port, reuses it, and leaves it running.
     second: Served = serve("--no-scheduler", prefect_port=served.prefect_port)
     _wait_healthy(second, timeout=60)
@@ -247,7 +256,13 @@ def test_serve_without_prefect_builds_plans_in_process(serve: Any) -> None:
     procedure_id = _record(served, token_match.group(1), "SERVE-2")
     stored = _procedure(served, token_match.group(1), procedure_id)
     assert stored["status"] == "active" and stored["flow_run_id"] is None
-    _stop(served)
+    readers = _readers(served.process.pid)
+    served.process.kill()  # serve killed outright: its reader (and ticker) must not live on alone
+    served.process.wait(10)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in readers) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not any(_alive(pid) for pid in readers), "the inbound reader outlived serve"
 
 
 class _NotPrefect(BaseHTTPRequestHandler):

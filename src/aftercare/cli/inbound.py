@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -28,6 +30,8 @@ def inbound(
     ticker: bool = typer.Option(False, "--ticker", help="run the ticker here too (exactly one per database)"),
     heartbeat: Path | None = typer.Option(None, "--heartbeat",
                                           help="touch this file after every round (for a container health check)"),
+    parent_pid: int | None = typer.Option(None, "--parent-pid",
+                                          help="stop when this process (aftercare serve) is no longer our parent"),
 ) -> None:
     """Read stored inbound SMS (patient, conversation, tasks, triage) until stopped; with --ticker, tick too."""
     from aftercare import scheduler
@@ -45,6 +49,15 @@ def inbound(
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _stop)
+    if parent_pid is not None:  # serve killed outright (SIGKILL) must not leave a reader and a second ticker behind
+
+        def _watch_parent() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            log.error("aftercare serve (pid %d) is gone; stopping", parent_pid)
+            worker.request_stop()
+
+        threading.Thread(target=_watch_parent, name="aftercare-parent-watch", daemon=True).start()
     warm_triage(settings)  # a triage-response run ready for the first message (and for what is pending)
     ticking = scheduler.start(settings) if ticker else None
     log.info("reading inbound SMS every %.2f s (nice %d)%s", settings.inbound_poll_seconds, nice,

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -112,24 +113,64 @@ _READERS = {"process": "`aftercare inbound` (a child process)", "thread": "a thr
 INBOUND_NICE = 5  # under load the web app (Twilio waits on it) gets the CPU first; the reader takes the rest
 
 
-@contextmanager
-def _inbound_reader(*, ticker: bool) -> Iterator[subprocess.Popen[bytes]]:
-    """`aftercare inbound` (with the ticker) beside the web app: its own process, so its work never holds up an
-    answer to Twilio (its own CPU, no interpreter lock shared with the webhook). It logs to this console and is
-    stopped (SIGTERM, then SIGKILL after 15 s) when serve stops."""
-    command = [sys.executable, "-m", "aftercare", "inbound", "--nice", str(INBOUND_NICE)]
-    child = subprocess.Popen([*command, "--ticker"] if ticker else command)
-    log.info("inbound SMS reader started (pid %d)", child.pid)
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            child.terminate()
+class _Supervised:
+    """`aftercare inbound` (with the ticker) beside the web app, started again if it dies (an inbound SMS waits,
+    stored, until a reader runs; the ticker's jobs, too)."""
+
+    RESTART_AFTER = (1, 2, 5, 10, 30)  # seconds before each restart in a row; then every 30 s
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        self.child = subprocess.Popen(command)
+        self.started = time.monotonic()
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="aftercare-inbound-watch", daemon=True)
+        self._thread.start()
+        log.info("inbound SMS reader started (pid %d)", self.child.pid)
+
+    def _watch(self) -> None:
+        failures = 0
+        while not self._stopping.wait(1.0):
+            code = self.child.poll()
+            if code is None:
+                if time.monotonic() - self.started > 60:  # up for a minute: the next death restarts at once
+                    failures = 0
+                continue
+            delay = self.RESTART_AFTER[min(failures, len(self.RESTART_AFTER) - 1)]
+            log.error("the inbound SMS reader exited (%s); starting it again in %d s", code, delay)
+            if self._stopping.wait(delay):
+                return
+            failures += 1
+            self.restarts += 1
+            self.child = subprocess.Popen(self.command)
+            self.started = time.monotonic()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s."""
+        self._stopping.set()
+        self._thread.join(5)
+        if self.child.poll() is None:
+            self.child.terminate()
             try:
-                child.wait(timeout=15)
+                self.child.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+                self.child.kill()
+                self.child.wait()
+
+
+@contextmanager
+def _inbound_reader(*, ticker: bool) -> Iterator[_Supervised]:
+    """`aftercare inbound` beside the web app: its own process, so its work never holds up an answer to Twilio (its
+    own CPU, no interpreter lock shared with the webhook). It logs to this console, is restarted if it dies, and is
+    stopped when serve stops."""
+    command = [sys.executable, "-m", "aftercare", "inbound", "--nice", str(INBOUND_NICE),
+               "--parent-pid", str(os.getpid())]
+    reader = _Supervised([*command, "--ticker"] if ticker else command)
+    try:
+        yield reader
+    finally:
+        reader.stop()
 
 
 def _safe_url(url: str) -> str:

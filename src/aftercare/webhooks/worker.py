@@ -1,11 +1,12 @@
-"""The inbound worker: reads every SMS the webhook stored and answered, right after the answer.
+"""The inbound reader: reads every SMS the webhook stored and answered, right after the answer.
 
 The webhook only checks the signature, stores the message and answers (Twilio waits for that answer, and a
-slow one is retried); keywords (STOP, START, HELP) are applied in the request itself. Everything else, linking
-the patient, the survey or booking conversation, a task for a person and the request for triage, is done here
-(`aftercare.webhooks.inbound.process_sms`), in a thread of each web process that the webhook wakes. The
-database is the queue (`inbound_message.queued`): nothing is lost when a process dies; any web process (it
-polls every AFTERCARE_INBOUND_POLL_SECONDS) or the ticker's `inbound-tick` takes over.
+slow one is retried); an opt-out is applied in the request itself. Everything else, HELP and START, linking the
+patient, the survey or booking conversation, a task for a person and the request for triage, is done here
+(`aftercare.webhooks.inbound.process_sms`): in `aftercare inbound` (AFTERCARE_INBOUND_READER=process, polling
+every AFTERCARE_INBOUND_POLL_SECONDS), or in a thread of each web process that the webhook wakes (thread). The
+database is the queue (`inbound_message.queued`): nothing is lost when a process dies; another reader or the
+ticker's `inbound-tick` (after AFTERCARE_TRIAGE_GRACE_SECONDS) takes over.
 
 Order: one sender's messages one at a time, oldest first (a conversation reads them as they were written);
 across senders, the most concerning first by a first look at the words (`flags.service.text_rank`), so a red
@@ -47,7 +48,9 @@ from aftercare.webhooks.inbound import process_sms
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 RESYNC_SECONDS = 1.0  # while busy, look at every queued message this often (not only at new ids)
-READERS = 1  # senders read at once (each waits on the database most of the time); one sender's texts one by one
+# Senders read at once by one call; one sender's texts are always read one by one. On 2 cores, 3 readers made
+# nothing faster (the machine, not the database wait, was the limit; bench/README.md), so one by default.
+READERS = 1
 RED_FLAG_RANK = 3  # urgent or emergency at first look
 HOLD_SECONDS = 3.0  # at most this long, everyday texts wait for the triage of red flags read just before
 _readers_running = 0  # InboundWorker loops running in this process (the ticker's inbound-tick then stands by)
