@@ -1,8 +1,9 @@
 """Production: the docker-compose file is checked statically, then the same topology runs without Docker.
 
 The slow test starts `prefect server start` on the local PostgreSQL, `aftercare db upgrade`, `aftercare deploy-flows`,
-one process worker and the app (uvicorn), records a procedure through the REST API and waits for the worker's
-flow run to build the plan in the app database. Everything is torn down, databases dropped.
+one process worker, the app (`aftercare web`, 2 processes) and `aftercare inbound`; it records a procedure through
+the REST API and waits for the worker's flow run to build the plan in the app database, then texts a red flag and
+waits for the reader to triage it. Everything is torn down, databases dropped.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ def test_compose_runs_postgres_prefect_server_workers_and_the_app() -> None:
     assert "--type process" in _command("worker")
     assert "replicas" in services["worker"]["deploy"]
     app = _command("app")
-    assert app.index("aftercare db upgrade") < app.index("aftercare deploy-flows") < app.index("exec uvicorn")
-    assert "--factory aftercare.web.app:create_app" in app
+    assert app.index("aftercare db upgrade") < app.index("aftercare deploy-flows") < app.index("exec aftercare web")
+    assert "--workers ${AFTERCARE_WEB_WORKERS:-2}" in app
     assert services["inbound"]["command"][:2] == ["aftercare", "inbound"]
     assert services["inbound"]["depends_on"]["app"] == {"condition": "service_healthy"}  # migrated first
     for name in ("prefect-server", "worker", "app", "inbound"):
@@ -356,7 +357,7 @@ def test_a_procedure_recorded_through_the_api_is_planned_by_a_worker(
     deployed = t.run("aftercare", "deploy-flows")
     assert f"deployed {PLAN_DEPLOYMENT}" in deployed
     t.start("worker", "prefect", "worker", "start", "--pool", "aftercare", "--type", "process", "--limit", "2")
-    t.start("app", "uvicorn", "--factory", "aftercare.web.app:create_app", "--port", str(t.app_port))
+    t.start("app", "aftercare", "web", "--port", str(t.app_port), "--workers", "2")
     t.wait_http("app", t.app_url + "/healthz", timeout=60)
 
     from aftercare.db import _engine_for

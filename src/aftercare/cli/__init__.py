@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from aftercare.cli import db, demo, dispatch, flows, inbound, procedure, protocol, serve, staff, surveys, triage
+from aftercare.cli import db, demo, dispatch, flows, inbound, procedure, protocol, serve, staff, surveys, triage, web
 
 app = typer.Typer(help="aftercare: follow-up after outpatient procedures.", no_args_is_help=True)
 
@@ -17,5 +17,5 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at DE
 
 
 # In help order.
-for _group in (serve, inbound, db, procedure, protocol, staff, demo, flows, dispatch, surveys, triage):
+for _group in (serve, web, inbound, db, procedure, protocol, staff, demo, flows, dispatch, surveys, triage):
     _group.register(app)
