@@ -25,6 +25,7 @@ from aftercare.models import (
     CoordinatorTask,
     Flag,
     InboundMessage,
+    OutboundReply,
     Patient,
     TriageRequest,
 )
@@ -244,3 +245,21 @@ def test_the_ticker_reads_what_no_worker_did(client: TestClient, session: Sessio
     assert stored(session, sid).queued
     counts = inbound_tick(client.app.state.settings)  # type: ignore[attr-defined]
     assert counts["processed"] == 1 and not stored(session, sid).queued
+
+
+def test_a_text_read_after_a_later_stop_goes_to_a_person_and_texts_nothing_back(
+    client: TestClient, session: Session, clinic: Clinic, fake_providers: FakeProviders
+) -> None:
+    patient = make_patient(session, clinic)
+    make_procedure(session, clinic, patient)
+    first = post(client, patient.phone_e164 or "", "what time is my appointment?")  # queued for the reader
+    post(client, patient.phone_e164 or "", "STOP")  # applied in its own request, before the first is read
+    assert consent_state(session, patient.id or 0)[Channel.sms] is False
+
+    read_inbound(client)
+    message = stored(session, first)
+    assert not message.queued
+    task = session.exec(select(CoordinatorTask).where(CoordinatorTask.inbound_id == message.id)).one()
+    assert task.title == "Patient wrote, then asked to stop messages"
+    assert session.exec(select(TriageRequest).where(TriageRequest.source_id == message.id)).one()
+    assert count(session, OutboundReply) == 0 and fake_providers.sent_sms == []

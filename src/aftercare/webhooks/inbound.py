@@ -137,7 +137,7 @@ def process_sms(session: Session, *, inbound_id: int, settings: Settings) -> Rec
     assert inbound is not None
     params = {str(key): str(value) for key, value in (inbound.params or {}).items()}
     inbound.queued = False
-    inbound.processed_at = utcnow()
+    inbound.processed_at = inbound.processed_at or utcnow()  # the reader's claim sets it
     patients = list(
         session.exec(
             select(Patient).where(Patient.phone_e164 == inbound.from_number).order_by(col(Patient.updated_at).desc())
@@ -147,7 +147,8 @@ def process_sms(session: Session, *, inbound_id: int, settings: Settings) -> Rec
     inbound.patient_id = first.id if first else None
     inbound.clinic_id = first.clinic_id if first else _single_clinic(session)
     twilio_verdict = from_twilio_opt_out_type(params.get("OptOutType"))
-    found = classify(inbound.body, opted_out=_opted_out(session, patients))
+    opted_out = _opted_out(session, patients)
+    found = classify(inbound.body, opted_out=opted_out)
     intent = twilio_verdict or found.intent
     inbound.intent = intent
     result = Received(inbound_id=inbound_id, duplicate=False, intent=intent, patients=len(patients))
@@ -181,6 +182,12 @@ def process_sms(session: Session, *, inbound_id: int, settings: Settings) -> Rec
         inbound.handled = True
         if settings.sms_help_reply and twilio_verdict is None:
             result.reply_id = _reply(session, inbound, HELP_TEMPLATE, language)
+    elif patients and opted_out:
+        # Read after a STOP that came later but was applied first (opt-outs are applied in the webhook): no
+        # conversation, so nothing is texted back; a person reads it, and triage too.
+        from aftercare.surveys.conversation import handle_free_text
+
+        handle_free_text(session, inbound=inbound, patient=first, reason="after_opt_out")
     elif patients:
         from aftercare.surveys.router import on_patient_text
 
