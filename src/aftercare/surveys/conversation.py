@@ -57,7 +57,6 @@ _FREE_TEXT_TITLES = {
     "extra_text": "Patient added words to a survey answer",
     "survey_closed": "Reply to a survey that has closed",
     "after_handoff": "Patient wrote after asking for help",
-    "after_opt_out": "Patient wrote, then asked to stop messages",
 }
 
 

@@ -147,8 +147,7 @@ def process_sms(session: Session, *, inbound_id: int, settings: Settings) -> Rec
     inbound.patient_id = first.id if first else None
     inbound.clinic_id = first.clinic_id if first else _single_clinic(session)
     twilio_verdict = from_twilio_opt_out_type(params.get("OptOutType"))
-    opted_out = _opted_out(session, patients)
-    found = classify(inbound.body, opted_out=opted_out)
+    found = classify(inbound.body, opted_out=_opted_out(session, patients))
     intent = twilio_verdict or found.intent
     inbound.intent = intent
     result = Received(inbound_id=inbound_id, duplicate=False, intent=intent, patients=len(patients))
@@ -182,13 +181,7 @@ def process_sms(session: Session, *, inbound_id: int, settings: Settings) -> Rec
         inbound.handled = True
         if settings.sms_help_reply and twilio_verdict is None:
             result.reply_id = _reply(session, inbound, HELP_TEMPLATE, language)
-    elif patients and opted_out:
-        # Read after a STOP that came later but was applied first (opt-outs are applied in the webhook): no
-        # conversation, so nothing is texted back; a person reads it, and triage too.
-        from aftercare.surveys.conversation import handle_free_text
-
-        handle_free_text(session, inbound=inbound, patient=first, reason="after_opt_out")
-    elif patients:
+    elif patients:  # (read after a later STOP that was applied first: the conversations text nobody opted out)
         from aftercare.surveys.router import on_patient_text
 
         result.reply_id = on_patient_text(session, inbound=inbound, patients=patients, settings=settings)
