@@ -235,7 +235,10 @@ class AuditEvent(SQLModel, table=True):
     """Who did what to which record, when. Append-only."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_entity", "entity_type", "entity_id"),
+        Index("ix_audit_actor_action", "actor", "action", "at"),  # sign-in throttling (web/throttle.py)
+    )
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _created()
     actor: str = Field(max_length=100)  # staff:<id>, system, patient:<id>, cli

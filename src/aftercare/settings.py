@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     max_past_days: int = Field(3 * 365, description="performed_at further back than this is refused")
     demo_seed: bool = Field(True, description="`aftercare serve` seeds the demo clinic into an empty database")
     session_max_age_seconds: int = Field(12 * 3600, description="staff login session lifetime")
+    login_max_failures: int = Field(
+        5, ge=1, le=100,
+        description="failed sign-ins for one email within AFTERCARE_LOGIN_LOCKOUT_MINUTES before sign-in is refused "
+        "for it (an address gets 4 times as many)",
+    )
+    login_lockout_minutes: int = Field(15, ge=1, le=1440, description="how long failed sign-ins count, and the lockout")
 
     # Messaging providers. A channel without its credentials uses the console outbox (nothing leaves the box).
     twilio_account_sid: str | None = Field(None, description="Twilio Account SID (AC...); SMS uses Twilio when set")

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from aftercare import audit
+from aftercare.timeutil import utcnow
+from aftercare.web import throttle
 from aftercare.web.auth import authenticate, staff_for_session
 from aftercare.web.csrf import check_csrf, rotate
 from aftercare.web.deps import SessionDep, actor
@@ -38,8 +40,17 @@ def login(
     password: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
+    settings = request.app.state.settings
+    address = request.client.host if request.client else None
+    wait = throttle.refused_for(session, settings, email=email, address=address, now=utcnow())
+    if wait:
+        error = f"Too many failed sign-ins. Try again in {wait} minute{'s' if wait != 1 else ''}, or ask an admin."
+        return render(request, "login.html", status_code=429, next=_safe_next(next), email=email, error=error)
     staff = authenticate(session, email, password)
     if staff is None:
+        if email and password:
+            throttle.failed(session, email=email, address=address)
+            session.commit()
         error = "Wrong email or password." if email and password else "Enter your email and password."
         return render(request, "login.html", status_code=401, next=_safe_next(next), email=email, error=error)
     request.session.clear()

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: c608d22589ff
+Revision ID: 04f07659832c
 Revises: 
-Create Date: 2026-11-27 16:01:46.108038
+Create Date: 2026-11-27 17:58:51.679554
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 import aftercare.timeutil
 
 
-revision = 'c608d22589ff'
+revision = '04f07659832c'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_actor_action', ['actor', 'action', 'at'], unique=False)
         batch_op.create_index('ix_audit_entity', ['entity_type', 'entity_id'], unique=False)
 
     op.create_table('clinic',
@@ -774,6 +775,7 @@ def downgrade() -> None:
     op.drop_table('clinic')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_entity')
+        batch_op.drop_index('ix_audit_actor_action')
 
     op.drop_table('audit_event')
     # ### end Alembic commands ###
