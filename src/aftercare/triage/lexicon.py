@@ -16,9 +16,7 @@ concept names the reader relies on (READER_CONCEPTS) and FEVER_C, a clinical thr
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import time
 import unicodedata
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from aftercare.configfile import FileCache
 from aftercare.triage.fields import ANSWER_FIELDS, FIELDS, TEXT_FIELDS, check_value
 
 W = r"[a-z0-9][a-z0-9.&%]*"  # one word token (no punctuation)
@@ -143,44 +142,24 @@ def default_lexicon_path() -> Path:
     return get_settings().config_dir / "triage-lexicon.yaml"
 
 
-_CACHE: dict[Path, tuple[float, Lexicon]] = {}
-RECHECK_SECONDS = 1.0  # the default file is looked at (a stat) at most this often: the reader runs per message
-_RECENT: dict[Path, tuple[float, Lexicon]] = {}
-
-
-def load_lexicon(path: Path | None = None) -> Lexicon:
-    """The lexicon at `path` (default: config/triage-lexicon.yaml), validated; reloaded when the file changes (the
-    default file: noticed within RECHECK_SECONDS; system calls on every message cost a busy process dearly)."""
-    if path is not None:
-        return _load_lexicon(path)
-    default = default_lexicon_path()
-    recent = _RECENT.get(default)
-    now = time.monotonic()
-    if recent is not None and now - recent[0] < RECHECK_SECONDS:
-        return recent[1]
-    lexicon = _load_lexicon(default)
-    _RECENT[default] = (now, lexicon)
-    return lexicon
-
-
-def _load_lexicon(path: Path) -> Lexicon:
-    path = Path(os.path.abspath(path))
-    try:
-        mtime = os.stat(path).st_mtime
-    except OSError as exc:
-        raise LexiconError(str(path), [f"cannot read the lexicon file: {exc.strerror or exc}"]) from exc
-    cached = _CACHE.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
+def _parse_file(path: Path) -> Lexicon:
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise LexiconError(str(path), [f"not valid YAML: {exc}"]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise LexiconError(str(path), [f"cannot read the lexicon file: {exc}"]) from exc
-    lexicon = parse_lexicon(raw, source=str(path))
-    _CACHE[path] = (mtime, lexicon)
-    return lexicon
+    return parse_lexicon(raw, source=str(path))
+
+
+_FILES = FileCache(_parse_file, default_lexicon_path, lambda path, exc: LexiconError(
+    str(path), [f"cannot read the lexicon file: {exc.strerror or exc}"]))
+
+
+def load_lexicon(path: Path | None = None) -> Lexicon:
+    """The lexicon at `path` (default: config/triage-lexicon.yaml, looked at most once a second), validated;
+    parsed again when the file changes."""
+    return _FILES.get(path)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

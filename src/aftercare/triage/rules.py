@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from aftercare.configfile import FileCache
 from aftercare.triage.conditions import Condition, ConditionError, compile_condition
 from aftercare.triage.fields import FIELDS
 
@@ -116,44 +115,24 @@ def default_rules_path() -> Path:
     return get_settings().config_dir / "triage.yaml"
 
 
-_CACHE: dict[Path, tuple[float, RuleSet]] = {}
-RECHECK_SECONDS = 1.0  # the default file is looked at (a stat) at most this often: triage reads it per message
-_RECENT: dict[Path, tuple[float, RuleSet]] = {}
-
-
-def load_rules(path: Path | None = None) -> RuleSet:
-    """The rules file at `path` (default: config/triage.yaml), validated; reloaded when the file changes (the
-    default file: noticed within RECHECK_SECONDS; system calls on every message cost a busy process dearly)."""
-    if path is not None:
-        return _load_rules(path)
-    default = default_rules_path()
-    recent = _RECENT.get(default)
-    now = time.monotonic()
-    if recent is not None and now - recent[0] < RECHECK_SECONDS:
-        return recent[1]
-    ruleset = _load_rules(default)
-    _RECENT[default] = (now, ruleset)
-    return ruleset
-
-
-def _load_rules(path: Path) -> RuleSet:
-    path = path.resolve()
-    try:
-        mtime = os.stat(path).st_mtime
-    except OSError as exc:
-        raise RulesError(str(path), [f"cannot read the rules file: {exc.strerror or exc}"]) from exc
-    cached = _CACHE.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
+def _parse_file(path: Path) -> RuleSet:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise RulesError(str(path), [f"not valid YAML: {exc}"]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(str(path), [f"cannot read the rules file: {exc}"]) from exc
-    ruleset = parse_rules(raw, source=str(path))
-    _CACHE[path] = (mtime, ruleset)
-    return ruleset
+    return parse_rules(raw, source=str(path))
+
+
+_FILES = FileCache(_parse_file, default_rules_path, lambda path, exc: RulesError(
+    str(path), [f"cannot read the rules file: {exc.strerror or exc}"]))
+
+
+def load_rules(path: Path | None = None) -> RuleSet:
+    """The rules file at `path` (default: config/triage.yaml, looked at most once a second), validated; parsed
+    again when the file changes."""
+    return _FILES.get(path)
 
 
 def parse_rules(raw: object, *, source: str = "<rules>") -> RuleSet:
