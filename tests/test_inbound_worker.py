@@ -34,16 +34,16 @@ from aftercare.settings import Settings, get_settings
 from aftercare.surveys import router, state
 from aftercare.timeutil import utcnow
 from aftercare.web.app import create_app
+from aftercare.webhooks.twilio_sms import EMPTY_TWIML
 from aftercare.webhooks.worker import MAX_ATTEMPTS, inbound_tick, process_queued
 from tests.dispatch_helpers import make_patient, make_procedure
 from tests.factories import make_clinic
 from tests.fakes import FakeProviders
 from tests.fakes.signing import twilio_inbound
+from tests.survey_helpers import PUBLIC, SMS_PATH
 from tests.web_helpers import read_inbound
 
-SMS = "/webhooks/twilio/sms"
-PUBLIC = "https://aftercare.example"
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+SMS = SMS_PATH
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_red_flags_are_read_before_everyday_texts_but_each_sender_in_order(
     calf = post(client, phone[4], "my calf is swollen and it hurts a lot")
 
     counts = process_queued(client.app.state.settings, client.app.state.engine,  # type: ignore[attr-defined]
-                            clock=_ticking_clock(), readers=1)
+                            clock=_ticking_clock())
     assert counts["processed"] == 7
     order = sorted([*everyday, before_fever, fever, calf], key=lambda sid: stored(session, sid).processed_at
                    or datetime.max)
@@ -184,7 +184,7 @@ def test_concurrent_workers_read_every_message_exactly_once(
 
     def work() -> None:
         start.wait()
-        results.append(process_queued(settings, engine, readers=2))  # two readers in each of the calls
+        results.append(process_queued(settings, engine))
 
     threads = [threading.Thread(target=work) for _ in range(workers)]
     for thread in threads:

@@ -48,9 +48,6 @@ from aftercare.webhooks.inbound import process_sms
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 RESYNC_SECONDS = 1.0  # while busy, look at every queued message this often (not only at new ids)
-# Senders read at once by one call; one sender's texts are always read one by one. On 2 cores, 3 readers made
-# nothing faster (the machine, not the database wait, was the limit; bench/README.md), so one by default.
-READERS = 1
 RED_FLAG_RANK = 3  # urgent or emergency at first look
 HOLD_SECONDS = 3.0  # at most this long, everyday texts wait for the triage of red flags read just before
 _readers_running = 0  # InboundWorker loops running in this process (the ticker's inbound-tick then stands by)
@@ -78,7 +75,6 @@ class _Backlog:
     ranks: dict[int, int] = field(default_factory=dict)
     heap: list[tuple[int, int, str]] = field(default_factory=list)  # (-rank, id of the oldest, sender)
     blocked: set[str] = field(default_factory=set)  # a message of theirs failed: the rest waits for a later call
-    reading: set[str] = field(default_factory=set)  # handed out, not done: their next waits
     last_id: int = 0
 
     def add(self, rows: list[tuple[int, str, str]]) -> None:
@@ -92,7 +88,7 @@ class _Backlog:
 
     def _push(self, sender: str) -> None:
         ids = self.senders.get(sender)
-        if ids and sender not in self.blocked and sender not in self.reading:
+        if ids and sender not in self.blocked:
             heapq.heappush(self.heap, (-max(self.ranks[i] for i in ids), ids[0], sender))
 
     def sender_rank(self, sender: str) -> int:
@@ -102,13 +98,11 @@ class _Backlog:
         while self.heap:
             _, inbound_id, sender = heapq.heappop(self.heap)
             ids = self.senders.get(sender)
-            if ids and ids[0] == inbound_id and sender not in self.blocked and sender not in self.reading:
-                self.reading.add(sender)
-                return inbound_id, sender  # (other entries are stale: a sender is pushed again as things change)
+            if ids and ids[0] == inbound_id and sender not in self.blocked:  # else an entry gone stale
+                return inbound_id, sender
         return None
 
     def done(self, inbound_id: int, sender: str, *, ok: bool) -> None:
-        self.reading.discard(sender)
         ids = self.senders[sender]
         ids.remove(inbound_id)
         if not ok:
@@ -127,68 +121,42 @@ def process_queued(
     on_reply: Callable[[], None] | None = None,
     clock: Clock = utcnow,
     older_than: datetime | None = None,
-    readers: int = READERS,
 ) -> Counter[str]:
     """Read every queued message (and those that arrive meanwhile), the most concerning sender first; with
     `older_than`, only those received before it. Returns counts: processed, replied, quiet (no reply), taken (by
-    another reader), failed, given_up.
+    another reader), failed, given_up. One message at a time: more readers are more processes (on 2 cores three
+    reader threads made nothing faster, bench/README.md).
 
     New arrivals are picked up before each message (a query on ids above the last seen), and every queued
     message now and then and before returning, since ids are not committed in order."""
     counts: Counter[str] = Counter()
     backlog = _Backlog()
     red_flags: list[int] = []  # read here, maybe not triaged yet
-    began = time.monotonic()
-    resynced = [began]
-    in_flight = [0]
-    turn = threading.Condition()  # guards everything above; the database work itself runs outside it
+    began = resynced = time.monotonic()
     backlog.add(_queued(engine, after=0, older_than=older_than))
-
-    def take() -> tuple[int, str] | None:
-        if time.monotonic() - resynced[0] > RESYNC_SECONDS:
+    while stop is None or not stop.is_set():
+        if time.monotonic() - resynced > RESYNC_SECONDS:
             backlog.add(_queued(engine, after=0, older_than=older_than))
-            resynced[0] = time.monotonic()
+            resynced = time.monotonic()
         else:
             backlog.add(_queued(engine, after=backlog.last_id, older_than=older_than))
         chosen = backlog.next()
-        if chosen is None:
+        if chosen is None:  # before returning, everything once more (a lower id may have committed late)
             backlog.add(_queued(engine, after=0, older_than=older_than))
             chosen = backlog.next()
-        return chosen
-
-    def read() -> None:
-        while stop is None or not stop.is_set():
-            with turn:
-                chosen = take()
-                while chosen is None and in_flight[0]:  # another reader's sender may have more once it is done
-                    turn.wait(0.05)
-                    chosen = take()
-                if chosen is None:
-                    return
-                in_flight[0] += 1
-                inbound_id, sender = chosen
-                hold = list(red_flags) if backlog.sender_rank(sender) < RED_FLAG_RANK else []
-                if hold:
-                    red_flags.clear()
-            held = _hold_for_triage(engine, hold, stop) if hold else 0
-            outcome = _process_one(settings, engine, inbound_id, clock)
-            with turn:
-                in_flight[0] -= 1
-                counts[outcome] += 1
-                counts["held_ms"] += held
-                backlog.done(inbound_id, sender, ok=outcome != "failed")
-                if outcome in ("quiet", "replied") and backlog.ranks[inbound_id] >= RED_FLAG_RANK:
-                    red_flags.append(inbound_id)
-                turn.notify_all()
-            if outcome == "replied" and on_reply is not None:
-                on_reply()
-
-    threads = [threading.Thread(target=read, name=f"aftercare-read-{n}", daemon=True) for n in range(readers - 1)]
-    for thread in threads:
-        thread.start()
-    read()  # this thread is one of the readers
-    for thread in threads:
-        thread.join()
+            if chosen is None:
+                break
+        inbound_id, sender = chosen
+        if red_flags and backlog.sender_rank(sender) < RED_FLAG_RANK:
+            counts["held_ms"] += _hold_for_triage(engine, red_flags, stop)
+            red_flags.clear()
+        outcome = _process_one(settings, engine, inbound_id, clock)
+        counts[outcome] += 1
+        backlog.done(inbound_id, sender, ok=outcome != "failed")
+        if outcome in ("quiet", "replied") and backlog.ranks[inbound_id] >= RED_FLAG_RANK:
+            red_flags.append(inbound_id)
+        if outcome == "replied" and on_reply is not None:
+            on_reply()
     counts["processed"] = counts["replied"] + counts["quiet"]
     if counts["processed"] or counts["failed"]:
         log.info("read %d inbound SMS in %.2f s (%d ranked); %s", counts["processed"], time.monotonic() - began,
